@@ -12,10 +12,10 @@ import numpy as np
 
 #: (file in pydicom-data, what it is). JPEG-lossless files need GPL plugins and are left out.
 PYDICOM_US_FILES = (
-    ("US1_UNCR.dcm", "GE, RGB"),
-    ("gdcm-US-ALOKA-16.dcm", "Aloka, palette colour"),
-    ("OBXXXX1A.dcm", "Philips, obstetric, palette colour"),
-    ("color3d_jpeg_baseline.dcm", "SonoSite, cardiac cine (frame 1)"),
+    ("US1_UNCR.dcm", "lymph node, colour Doppler"),
+    ("gdcm-US-ALOKA-16.dcm", "pelvis, dual view"),
+    ("OBXXXX1A.dcm", "obstetric, convex probe"),
+    ("color3d_jpeg_baseline.dcm", "cardiac cine, frame 1"),
 )
 
 
@@ -51,7 +51,7 @@ def _find(name: str) -> str:
 def load_pydicom_ultrasound(names=None) -> list[USImage]:
     """Read the real ultrasound DICOMs as 8-bit RGB frames (palette and YBR converted)."""
     import pydicom
-    from pydicom.pixels import apply_color_lut, convert_color_space
+    from pydicom.pixels import apply_color_lut
 
     out = []
     for name, desc in PYDICOM_US_FILES:
@@ -65,11 +65,10 @@ def load_pydicom_ultrasound(names=None) -> list[USImage]:
         arr = ds.pixel_array
         if n_frames > 1:
             arr = arr[0]
-        pi = ds.PhotometricInterpretation
-        if pi == "PALETTE COLOR":
+        # pydicom >= 3 already returns YBR-encoded pixels as RGB (pixel_array's as_rgb);
+        # palette-colour images still need their lookup table applied.
+        if ds.PhotometricInterpretation == "PALETTE COLOR":
             arr = apply_color_lut(arr, ds)
-        elif pi.startswith("YBR") and arr.ndim == 3:
-            arr = convert_color_space(arr, pi, "RGB")
         arr = np.asarray(arr)
         if arr.dtype != np.uint8:  # 16-bit palette LUTs: rescale to 8 bits for display
             arr = (arr.astype(np.float64) / max(float(arr.max()), 1.0) * 255).astype(np.uint8)

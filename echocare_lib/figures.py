@@ -80,10 +80,10 @@ def _check_owner(entry: CatalogueEntry, kind: str, run: Run) -> None:
         )
 
 
-def stamp_text(run: Run) -> str:
+def stamp_text(run: Run, data_source: str | None = None) -> str:
     """The visible provenance line drawn on every figure (the commit is in the metadata)."""
     return (f"EchoCare compendium {run.version} | profile: {run.profile.name} | "
-            f"data: {run.data_source} | seed {run.seed}")
+            f"data: {data_source or run.data_source} | seed {run.seed}")
 
 
 def read_index(out_dir: "str | os.PathLike") -> pd.DataFrame:
@@ -105,45 +105,58 @@ def _update_index(out_dir: Path, row: dict) -> None:
     os.replace(tmp, out_dir / INDEX_FILE)
 
 
-def _index_row(entry: CatalogueEntry, files: list[Path], run: Run, out_dir: Path) -> dict:
+def _provenance(run: Run, data_source: str | None) -> dict[str, str]:
+    prov = run.provenance()
+    if data_source:
+        prov["data_source"] = data_source
+    return prov
+
+
+def _index_row(entry: CatalogueEntry, files: list[Path], prov: dict, out_dir: Path) -> dict:
     return {
         "label": entry.label, "kind": entry.kind, "paper_ref": entry.paper_ref,
-        "title": entry.title, "notebook": run.notebook,
-        "files": ";".join(str(f.relative_to(out_dir)) for f in files),
-        **{k: v for k, v in run.provenance().items() if k != "notebook"},
+        "title": entry.title, "files": ";".join(str(f.relative_to(out_dir)) for f in files),
+        **prov,
     }
 
 
-def save_figure(fig, label: str, *, run: Run | None = None, stamp: bool = True) -> list[Path]:
+def save_figure(fig, label: str, *, run: Run | None = None, data_source: str | None = None,
+                stamp: bool = True) -> list[Path]:
     """Save ``fig`` as ``<label>.png`` and ``<label>.pdf`` in the run's output folder.
 
     The PNG and PDF carry the provenance in their metadata; a small grey line on the figure
-    says which profile, data source and seed made it. Files are byte-for-byte reproducible
-    (no creation dates).
+    says which profile, data source and seed made it. ``data_source`` overrides the run's
+    (``simulator`` or ``real``) for outputs drawn from something else, such as the paper's
+    own numbers or bundled files. Files are byte-for-byte reproducible (no creation dates).
     """
     run = run or current_run()
     entry = catalogue_entry(label)
     _check_owner(entry, "figure", run)
     out_dir = run.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    prov = _provenance(run, data_source)
     if stamp:
-        fig.text(0.995, 0.002, stamp_text(run), ha="right", va="bottom", fontsize=6,
-                 color="0.45")
-    prov = {**run.provenance(), "label": label, "paper_ref": entry.paper_ref}
+        # Below the axes (va="top" at y=0): the tight bounding box grows to include it,
+        # so it never covers tick labels.
+        fig.text(0.995, -0.005, stamp_text(run, data_source), ha="right", va="top",
+                 fontsize=6.5, color="0.4")
+    meta = json.dumps({**prov, "label": label, "paper_ref": entry.paper_ref})
     png, pdf = out_dir / f"{label}.png", out_dir / f"{label}.pdf"
-    fig.savefig(png, metadata={"Title": entry.title, "Description": json.dumps(prov),
+    fig.savefig(png, metadata={"Title": entry.title, "Description": meta,
                                "Software": f"echocare_lib {run.version}"})
-    fig.savefig(pdf, metadata={"Title": entry.title, "Subject": json.dumps(prov),
+    fig.savefig(pdf, metadata={"Title": entry.title, "Subject": meta,
                                "Creator": f"echocare_lib {run.version}", "CreationDate": None})
-    _update_index(out_dir, _index_row(entry, [png, pdf], run, out_dir))
+    _update_index(out_dir, _index_row(entry, [png, pdf], prov, out_dir))
     return [png, pdf]
 
 
 def save_table(df: pd.DataFrame, label: str, *, run: Run | None = None,
-               index: bool = False, float_format: str = "{:.4g}") -> list[Path]:
+               data_source: str | None = None, index: bool = False,
+               float_format: str = "{:.4g}") -> list[Path]:
     """Save a table as CSV (full precision), Markdown and LaTeX (rounded for reading).
 
-    The Markdown and LaTeX files carry the title and the provenance line as a caption.
+    The Markdown and LaTeX files carry the title and the provenance line as a caption;
+    ``data_source`` works as in :func:`save_figure`.
     """
     run = run or current_run()
     entry = catalogue_entry(label)
@@ -157,13 +170,14 @@ def save_table(df: pd.DataFrame, label: str, *, run: Run | None = None,
         if pd.api.types.is_float_dtype(shown[col]):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else float_format.format(v))
     caption = f"{entry.paper_ref + ': ' if entry.paper_ref else ''}{entry.title}"
-    md = [f"**{caption}**", "", shown.to_markdown(index=index), "", f"_{stamp_text(run)}; "
-          f"commit {run.commit}_", ""]
+    stamp = stamp_text(run, data_source)
+    md = [f"**{caption}**", "", shown.to_markdown(index=index), "",
+          f"_{stamp}; commit {run.commit}_", ""]
     md_path.write_text("\n".join(md))
-    tex_path.write_text(shown.to_latex(index=index, caption=f"{caption} ({stamp_text(run)})",
+    tex_path.write_text(shown.to_latex(index=index, caption=f"{caption} ({stamp})",
                                        label=f"tab:{label}", escape=True))
     files = [csv_path, md_path, tex_path]
-    _update_index(out_dir, _index_row(entry, files, run, out_dir))
+    _update_index(out_dir, _index_row(entry, files, _provenance(run, data_source), out_dir))
     return files
 
 

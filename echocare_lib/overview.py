@@ -42,16 +42,20 @@ def catalogue_table(out_dir) -> pd.DataFrame:
 def plot_real_ultrasound(images=None):
     """A row of real scanner frames from pydicom-data, titled with vendor and geometry."""
     images = images if images is not None else load_pydicom_ultrasound()
-    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.0))
-    for ax, im in zip(axes, images):
+    ncols = 2
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(9, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(images):]:
+        ax.set_visible(False)
+    for ax, im in zip(axes.flat, images):
         ax.imshow(im.image)
         h, w = im.image.shape[:2]
         frames = f", {im.n_frames} frames" if im.n_frames > 1 else ""
-        ax.set_title(f"{im.manufacturer}\n{w}x{h} px{frames}", fontsize=9)
-        ax.set_xlabel(im.name, fontsize=7)
+        ax.set_title(f"{im.manufacturer}: {im.description}\n{w}x{h} px{frames}", fontsize=9)
+        ax.set_xlabel(im.name, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("Real scanner ultrasound (pydicom-data test files): burnt-in text, "
-                 "black surround, sector and linear fields of view", fontsize=10)
+    fig.suptitle("Real scanner ultrasound (pydicom-data test files):\nburnt-in text, black "
+                 "surround, calipers, sector and linear fields of view", fontsize=11)
     fig.tight_layout()
     return fig
