@@ -1,0 +1,205 @@
+"""Probe geometries, the acquisition (beam) grid, and scan conversion to a display image.
+
+Three probe kinds, as on real scanners:
+
+* ``linear``: parallel beam lines across a flat aperture; rectangular field of view.
+* ``convex``: beam lines fanning out from a curved face of radius R; sector with a curved top.
+* ``phased``: beam lines steered from a point-like aperture; a pie-slice sector (cardiac).
+
+The simulator forms echoes on the beam grid (depth sample x beam line), where the
+point-spread function is separable, then scan-converts to square display pixels with
+bilinear interpolation; pixels outside the field of view are black, as on a scanner.
+Written by hand: scan conversion is a few lines of geometry around scipy's
+``map_coordinates``; no maintained library offers it for these three probe kinds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+
+C_MM_PER_US = 1.54  # speed of sound in soft tissue, mm/us
+
+KINDS = ("linear", "convex", "phased")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A transducer and its imaging set-up.
+
+    f0_mhz:     centre frequency
+    bandwidth:  fractional -6 dB pulse-echo bandwidth (0.4 narrow-band ... 0.9 broadband)
+    width_mm:   linear aperture footprint (linear probes)
+    radius_mm:  radius of curvature of the face (convex probes)
+    sector_deg: opening angle of the field of view (convex and phased probes)
+    focus_mm:   transmit focal depth
+    f_number:   effective pulse-echo f-number at the focus (lateral resolution ~ lambda F#)
+    n_lines:    number of beam lines (line density limits lateral sampling on cheap devices)
+    """
+
+    kind: str = "linear"
+    f0_mhz: float = 7.5
+    bandwidth: float = 0.6
+    width_mm: float = 38.0
+    radius_mm: float = 50.0
+    sector_deg: float = 70.0
+    focus_mm: float = 20.0
+    f_number: float = 2.0
+    n_lines: int = 192
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"probe kind must be one of {KINDS}, got {self.kind!r}")
+        if not (0.5 <= self.f0_mhz <= 30):
+            raise ValueError(f"f0_mhz={self.f0_mhz} is outside 0.5-30 MHz")
+        if not (0.1 <= self.bandwidth <= 1.5):
+            raise ValueError(f"bandwidth={self.bandwidth} (fractional) is outside 0.1-1.5")
+
+    @property
+    def wavelength_mm(self) -> float:
+        return C_MM_PER_US / self.f0_mhz
+
+    def lateral_extent(self) -> tuple[float, float]:
+        """Line coordinate range: mm for linear probes, radians for convex and phased."""
+        if self.kind == "linear":
+            return -self.width_mm / 2, self.width_mm / 2
+        half = np.deg2rad(self.sector_deg) / 2
+        return -half, half
+
+    def to_xz(self, depth: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Physical (x, z) in mm of the point at ``depth`` along the beam line ``u``."""
+        if self.kind == "linear":
+            return np.broadcast_to(u, np.broadcast(depth, u).shape), np.broadcast_to(
+                depth, np.broadcast(depth, u).shape)
+        if self.kind == "convex":
+            r = self.radius_mm + depth
+            return r * np.sin(u), r * np.cos(u) - self.radius_mm
+        return depth * np.sin(u), depth * np.cos(u)
+
+    def from_xz(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Inverse of :meth:`to_xz`: (depth along the line, line coordinate u)."""
+        if self.kind == "linear":
+            return z, x
+        if self.kind == "convex":
+            zz = z + self.radius_mm
+            return np.hypot(x, zz) - self.radius_mm, np.arctan2(x, zz)
+        return np.hypot(x, z), np.arctan2(x, z)
+
+    def line_spacing_mm(self, depth: np.ndarray, n_lines: int) -> np.ndarray:
+        """Distance between neighbouring beam lines at each depth, in mm."""
+        lo, hi = self.lateral_extent()
+        du = (hi - lo) / max(n_lines - 1, 1)
+        if self.kind == "linear":
+            return np.full_like(depth, du, dtype=np.float64)
+        base = self.radius_mm if self.kind == "convex" else 0.0
+        return np.maximum((base + depth) * du, 1e-3)
+
+    def fov_box(self, depth_mm: float) -> tuple[float, float, float, float]:
+        """(xmin, xmax, zmin, zmax) in mm enclosing the field of view."""
+        if self.kind == "linear":
+            return -self.width_mm / 2, self.width_mm / 2, 0.0, depth_mm
+        half = np.deg2rad(self.sector_deg) / 2
+        if self.kind == "convex":
+            r = self.radius_mm + depth_mm
+            return (-r * np.sin(half), r * np.sin(half),
+                    self.radius_mm * np.cos(half) - self.radius_mm, depth_mm)
+        return -depth_mm * np.sin(half), depth_mm * np.sin(half), 0.0, depth_mm
+
+
+@dataclass(frozen=True)
+class BeamGrid:
+    """Depth samples x beam lines, with their physical coordinates."""
+
+    probe: Probe
+    depth_mm: float
+    n_depth: int
+    n_lines: int
+
+    @property
+    def depths(self) -> np.ndarray:
+        return np.linspace(0.0, self.depth_mm, self.n_depth)
+
+    @property
+    def dz(self) -> float:
+        return self.depth_mm / (self.n_depth - 1)
+
+    @property
+    def u(self) -> np.ndarray:
+        lo, hi = self.probe.lateral_extent()
+        return np.linspace(lo, hi, self.n_lines)
+
+    def xz(self) -> tuple[np.ndarray, np.ndarray]:
+        return _grid_xz(self)
+
+    def line_spacing_mm(self) -> np.ndarray:
+        return self.probe.line_spacing_mm(self.depths, self.n_lines)
+
+
+@lru_cache(maxsize=64)
+def _grid_xz(grid: BeamGrid) -> tuple[np.ndarray, np.ndarray]:
+    d = grid.depths[:, None]
+    x, z = grid.probe.to_xz(d, grid.u[None, :])
+    x, z = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(z, np.float32)
+    x.setflags(write=False)
+    z.setflags(write=False)
+    return x, z
+
+
+@dataclass(frozen=True)
+class Display:
+    """Square display pixels covering a physical window; ``fov`` marks the imaged sector."""
+
+    height: int
+    width: int
+    x0: float  # physical x (mm) of the left edge of pixel column 0
+    z0: float  # physical z (mm) of the top edge of pixel row 0
+    spacing_mm: float
+
+    def pixel_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        xs = self.x0 + (np.arange(self.width) + 0.5) * self.spacing_mm
+        zs = self.z0 + (np.arange(self.height) + 0.5) * self.spacing_mm
+        return np.meshgrid(xs.astype(np.float32), zs.astype(np.float32))
+
+    def to_pixel(self, x_mm, z_mm) -> tuple[np.ndarray, np.ndarray]:
+        """Physical mm -> continuous pixel coordinates (col, row), pixel centres at k + 0.5."""
+        return ((np.asarray(x_mm) - self.x0) / self.spacing_mm,
+                (np.asarray(z_mm) - self.z0) / self.spacing_mm)
+
+
+def make_display(probe: Probe, depth_mm: float, height: int, width: int,
+                 margin: float = 0.0) -> Display:
+    """Isotropic pixels with the field of view centred; ``margin`` (fraction of the window)
+    leaves room around it for a scanner's burnt-in annotations."""
+    xmin, xmax, zmin, zmax = probe.fov_box(depth_mm)
+    w, h = (xmax - xmin), (zmax - zmin)
+    spacing = max(w / (width * (1 - 2 * margin)), h / (height * (1 - 2 * margin)))
+    x0 = (xmin + xmax) / 2 - width * spacing / 2
+    # The probe face sits at the top, as on a scanner; spare rows go below the image.
+    z0 = zmin - margin * height * spacing
+    return Display(height, width, float(x0), float(z0), float(spacing))
+
+
+@lru_cache(maxsize=64)
+def _scan_map(grid: BeamGrid, display: Display) -> tuple[np.ndarray, np.ndarray]:
+    """For every display pixel: fractional (depth index, line index) and the FOV mask."""
+    x, z = display.pixel_centres()
+    d, u = grid.probe.from_xz(x, z)
+    lo, hi = grid.probe.lateral_extent()
+    di = d / grid.dz
+    ui = (u - lo) / (hi - lo) * (grid.n_lines - 1)
+    fov = (d >= 0) & (d <= grid.depth_mm) & (u >= lo) & (u <= hi)
+    coords = np.stack([di, ui]).astype(np.float32)
+    coords.setflags(write=False)
+    fov.setflags(write=False)
+    return coords, fov
+
+
+def scan_convert(beam_image: np.ndarray, grid: BeamGrid, display: Display,
+                 order: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a beam-grid image to display pixels; returns (image, fov mask)."""
+    coords, fov = _scan_map(grid, display)
+    img = map_coordinates(beam_image, coords, order=order, mode="nearest", prefilter=False)
+    img = np.where(fov, img, 0.0).astype(np.float32)
+    return img, fov.copy()

@@ -1,0 +1,1 @@
+"""Scene generators for the downstream applications (registry filled in below)."""
