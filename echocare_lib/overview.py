@@ -59,3 +59,8 @@ def plot_real_ultrasound(images=None):
                  "surround, calipers, sector and linear fields of view", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def gallery_size(profile) -> int:
+    """Pixel size of the simulator gallery panels: small for smoke runs, sharp otherwise."""
+    return 128 if profile.name == "smoke" else 224

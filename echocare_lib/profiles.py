@@ -53,6 +53,9 @@ class Profile:
     sim_train_size: int
     sim_test_size: int
     train_fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    #: Simulated raw corpus for the curation notebook: sources x files per source.
+    corpus_sources: int = 9
+    corpus_images_per_source: int = 6
     #: "auto" picks CUDA when available, else CPU.
     device: str = "auto"
     num_workers: int = 0
@@ -102,6 +105,8 @@ PROFILES: dict[str, Profile] = {
         sim_train_size=32,
         sim_test_size=16,
         train_fractions=(0.5, 1.0),
+        corpus_sources=9,
+        corpus_images_per_source=6,
     ),
     "cpu": Profile(
         name="cpu",
@@ -126,6 +131,8 @@ PROFILES: dict[str, Profile] = {
         sim_train_size=320,
         sim_test_size=160,
         train_fractions=(0.1, 0.25, 0.5, 1.0),
+        corpus_sources=18,
+        corpus_images_per_source=30,
     ),
     "paper": Profile(
         name="paper",
@@ -154,6 +161,8 @@ PROFILES: dict[str, Profile] = {
         sim_train_size=0,
         sim_test_size=0,
         train_fractions=(0.1, 0.2, 0.4, 0.6, 0.8, 1.0),
+        corpus_sources=0,  # real data: the curation pipeline reads the data directory
+        corpus_images_per_source=0,
         num_workers=8,
     ),
 }
