@@ -59,7 +59,7 @@ def test_environment_yml_matches_pyproject():
     makefile = (ROOT / "Makefile").read_text()
     assert '-c requirements/constraints.txt -e ".[dev]"' in makefile
     assert "-e .[dev]" in pip
-    assert set(_pyproject()["project"]["optional-dependencies"]) == {"dev"}
+    assert set(_pyproject()["project"]["optional-dependencies"]) == {"dev", "bench"}
 
 
 def test_environment_yml_lists_no_conda_package_that_pyproject_lacks():

@@ -29,7 +29,7 @@ The grid resolves the PSF whenever the display can: samples are no coarser than 
 sigma unless the display itself is coarser (then speckle is as fine as a display pixel, as
 on a real scanner whose image is shown downsized).
 Written by hand: pymust/Field II compute the same physics per scatterer and element, which
-is ~100-1000x slower; ``benchmarks/bench_simulator.py`` compares the two.
+is orders of magnitude slower; ``benchmarks/bench_simulator_vs_pymust.py`` compares the two.
 """
 from __future__ import annotations
 
