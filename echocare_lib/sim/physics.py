@@ -65,6 +65,8 @@ class Processing:
     compounding:      number of independent speckle realisations averaged (1 = off)
     smoothing_px:     speckle-reduction filter (Gaussian sigma in beam samples, after log)
     gamma:            grey-map curve applied to the [0, 1] display values
+    max_tgc_db:       ceiling of the time-gain compensation (receivers have finite gain: deep,
+                      strongly attenuating tissue fades into darkness and noise, as on scanners)
     """
 
     dynamic_range_db: float = 60.0
@@ -75,6 +77,7 @@ class Processing:
     compounding: int = 1
     smoothing_px: float = 0.0
     gamma: float = 1.0
+    max_tgc_db: float = 50.0
 
 
 @dataclass(frozen=True)
@@ -181,14 +184,31 @@ class BeamImage:
     display: np.ndarray  # [0, 1] after log compression, gain and grey map
     speckle: np.ndarray  # the complex scatterer field used (for cine decorrelation)
     props: dict = field(default_factory=dict)
+    texture: np.ndarray | None = None  # the echogenicity texture field (reuse it in cine)
+
+
+def texture_field(grid: BeamGrid, rng: np.random.Generator) -> np.ndarray:
+    """Two smooth unit-variance noise fields (fine ~0.8 mm, coarse ~2.5 mm) on the extended
+    grid; tissues blend them by their texture scale. Pass it back to :func:`beamform` to keep
+    the texture still across the frames of a cine loop."""
+    pad_z, pad_x = _pads(grid)
+    shape = _extended_xz(grid, pad_z, pad_x)[0].shape
+    mean_spacing = float(np.mean(grid.line_spacing_mm()))
+    fine = _smooth_noise(shape, (0.8 / grid.dz, 0.8 / mean_spacing), rng)
+    coarse = _smooth_noise(shape, (2.5 / grid.dz, 2.5 / mean_spacing), rng)
+    return np.stack([fine, coarse])
 
 
 def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Generator,
-             speckle: np.ndarray | None = None) -> BeamImage:
-    """Form the B-mode image of ``scene`` on ``grid`` (see the module docstring)."""
+             speckle: np.ndarray | None = None, texture: np.ndarray | None = None,
+             props: dict | None = None) -> BeamImage:
+    """Form the B-mode image of ``scene`` on ``grid`` (see the module docstring).
+
+    ``speckle`` and ``texture`` (from a previous frame's :class:`BeamImage`) keep a cine
+    loop's scatterers and texture coherent; ``props`` reuses sampled scene maps."""
     pad_z, pad_x = _pads(grid)
     x, z = _extended_xz(grid, pad_z, pad_x)
-    props = scene.properties(x, z)
+    props = props if props is not None else scene.properties(x, z)
     shape = x.shape
     psf = psf_for(grid.probe)
 
@@ -196,11 +216,10 @@ def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Gene
     echo = props["echo"]
     contrast = props["tex_contrast"]
     if np.any(contrast > 0):
-        mean_spacing = float(np.mean(grid.line_spacing_mm()))
-        fine = _smooth_noise(shape, (0.8 / grid.dz, 0.8 / mean_spacing), rng)
-        coarse = _smooth_noise(shape, (2.5 / grid.dz, 2.5 / mean_spacing), rng)
+        if texture is None or texture.shape[1:] != shape:
+            texture = texture_field(grid, rng)
         w = np.clip((props["tex_scale"] - 0.8) / 1.7, 0.0, 1.0)
-        g = (1 - w) * fine + w * coarse
+        g = (1 - w) * texture[0] + w * texture[1]
         echo = echo * np.exp(contrast * g - 0.5 * contrast ** 2)
     if speckle is None or speckle.shape != shape:
         speckle = complex_gaussian(shape, rng)
@@ -225,7 +244,8 @@ def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Gene
     transmit = np.minimum.accumulate(props["transmit"], axis=0)
     transmit = np.vstack([np.ones((1, shape[1]), np.float32), transmit[:-1]])
     depth = np.clip((np.arange(shape[0]) - pad_z) * grid.dz, 0, None)[:, None]
-    gain_tgc = proc.nominal_atten * proc.tgc_match * 2 * f0 * depth / 10.0  # dB
+    gain_tgc = np.minimum(proc.nominal_atten * proc.tgc_match * 2 * f0 * depth / 10.0,
+                          proc.max_tgc_db)  # dB
     field_ = field_ * (np.exp(-DB_NEPER * att_db) * transmit ** 2).astype(np.float32)
 
     # electronic noise enters at the receiver, before TGC
@@ -243,15 +263,15 @@ def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Gene
     envelope = np.abs(field_).astype(np.float32) * tgc
     if proc.compounding > 1:
         acc = envelope.copy()
+        single = Processing(**{**proc.__dict__, "compounding": 1, "smoothing_px": 0.0})
         for _ in range(proc.compounding - 1):
-            other = beamform(scene, grid, Processing(**{**proc.__dict__, "compounding": 1}),
-                             rng)
+            other = beamform(scene, grid, single, rng, texture=texture, props=props)
             acc += other.envelope
         envelope = acc / proc.compounding
     display = log_compress(envelope, proc)
     if proc.smoothing_px > 0:
         display = gaussian_filter(display, proc.smoothing_px)
-    return BeamImage(grid, envelope, display, speckle, props)
+    return BeamImage(grid, envelope, display, speckle, props, texture)
 
 
 def log_compress(envelope: np.ndarray, proc: Processing) -> np.ndarray:
@@ -291,12 +311,12 @@ class Frame:
 
 def simulate(scene: Scene, probe: Probe, proc: Processing, *, depth_mm: float,
              out_shape: tuple[int, int], rng: np.random.Generator, margin: float = 0.0,
-             speckle: np.ndarray | None = None) -> Frame:
+             speckle: np.ndarray | None = None, texture: np.ndarray | None = None) -> Frame:
     """Simulate one B-mode frame of ``scene`` and scan-convert it to ``out_shape`` pixels."""
     h, w = out_shape
     display = make_display(probe, depth_mm, h, w, margin)
     grid = choose_grid(probe, depth_mm, display)
-    beam = beamform(scene, grid, proc, rng, speckle)
+    beam = beamform(scene, grid, proc, rng, speckle, texture)
     image, fov = scan_convert(beam.display, grid, display)
     return Frame(image, fov, display, grid, beam)
 

@@ -32,7 +32,7 @@ def acquire(scene: Scene, rng: np.random.Generator, *, device: "str | DeviceStyl
             probe: str = "linear", depth_mm: float = 40.0, size: "int | tuple[int, int]" = 128,
             focus_mm: float | None = None, probe_changes: dict | None = None,
             proc_changes: dict | None = None, margin: float = 0.0,
-            speckle: np.ndarray | None = None) -> Frame:
+            speckle: np.ndarray | None = None, texture: np.ndarray | None = None) -> Frame:
     """Image ``scene`` with a device's probe; returns a :class:`Frame` on display pixels."""
     style = device_style(device) if isinstance(device, str) else device
     changes = dict(probe_changes or {})
@@ -42,7 +42,7 @@ def acquire(scene: Scene, rng: np.random.Generator, *, device: "str | DeviceStyl
     proc: Processing = replace(style.proc, **proc_changes) if proc_changes else style.proc
     shape = (size, size) if isinstance(size, int) else tuple(size)
     return simulate(scene, pr, proc, depth_mm=depth_mm, out_shape=shape, rng=rng,
-                    margin=margin, speckle=speckle)
+                    margin=margin, speckle=speckle, texture=texture)
 
 
 def screen_export(frame: Frame, style: DeviceStyle, rng: np.random.Generator, *,

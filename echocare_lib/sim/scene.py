@@ -254,26 +254,41 @@ class Scene:
             "tex_contrast": np.full(shape, bg.texture[0], np.float32),
             "tex_scale": np.full(shape, bg.texture[1], np.float32),
         }
+        xf, zf = np.broadcast_arrays(x, z)
         for obj in self.objects:
-            rho = obj.shape.rho(x, z)
+            # Evaluate each object only inside its bounding box (plus its wall and halo):
+            # scenes with many small objects cost little more than empty ones.
+            pad = obj.tissue.wall[1] * 2 + obj.halo[1] + 1e-3
+            xmin, xmax, zmin, zmax = obj.shape.bbox()
+            sel = (xf >= xmin - pad) & (xf <= xmax + pad) & (zf >= zmin - pad) & (zf <= zmax + pad)
+            if not sel.any():
+                continue
+            rho = obj.shape.rho(xf[sel], zf[sel])
             inside = rho < 1.0
             t = obj.tissue
-            out["echo"][inside] = t.echo
-            out["atten"][inside] = t.atten
-            out["density"][inside] = t.density
-            out["tex_contrast"][inside] = t.texture[0]
-            out["tex_scale"][inside] = t.texture[1]
+            for key, value in (("echo", t.echo), ("atten", t.atten), ("density", t.density),
+                               ("tex_contrast", t.texture[0]), ("tex_scale", t.texture[1])):
+                view = out[key][sel]
+                view[inside] = value
+                out[key][sel] = view
+            wall = out["wall"][sel]
+            wall[inside] = 0.0  # an object on top hides the boundary echoes beneath it
             if t.transmit < 1.0:
-                out["transmit"][inside] = np.minimum(out["transmit"][inside], t.transmit)
+                tr = out["transmit"][sel]
+                tr[inside] = np.minimum(tr[inside], t.transmit)
+                out["transmit"][sel] = tr
             dist = np.abs(rho - 1.0) * obj.shape.scale_mm
             amp, thick = t.wall
             if amp > 0 and thick > 0:
                 w = np.exp(-0.5 * (dist / (thick / 2)) ** 2) * amp
-                out["wall"] = np.maximum(out["wall"], w.astype(np.float32))
+                wall = np.maximum(wall, w.astype(np.float32))
+            out["wall"][sel] = wall
             h_amp, h_width = obj.halo
             if h_amp and h_width > 0:
                 ring = (rho >= 1.0) & (dist < h_width)
-                out["echo"][ring] = out["echo"][ring] * (1 + h_amp)
+                echo = out["echo"][sel]
+                echo[ring] = echo[ring] * (1 + h_amp)
+                out["echo"][sel] = echo
         return out
 
     def label_map(self, x: np.ndarray, z: np.ndarray, names: list[str] | None = None) -> np.ndarray:
