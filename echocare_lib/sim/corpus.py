@@ -140,6 +140,18 @@ def _non_ultrasound(rng: np.random.Generator, shape) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
+def _defective(kind: str, screen, rng: np.random.Generator) -> np.ndarray:
+    """A blank frame, one with fewer than 1,000 valid pixels, or a non-ultrasound image."""
+    if kind == "non_us":
+        return _non_ultrasound(rng, screen)
+    rgb = np.zeros((*screen, 3), np.uint8)
+    if kind == "tiny":  # a 20 x 20 patch: 400 valid pixels
+        y = int(rng.integers(10, screen[0] - 30))
+        x = int(rng.integers(10, screen[1] - 30))
+        rgb[y:y + 20, x:x + 20] = rng.integers(40, 200, (20, 20, 1), dtype=np.uint8)
+    return rgb
+
+
 def _near_duplicate(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     img = Image.fromarray(rgb)
     kind = int(rng.integers(3))
@@ -246,38 +258,32 @@ def write_corpus(root: "str | Path", *, n_sources: int, images_per_source: int,
                     "institution": f"{src.country} General Hospital"}
             defect = _pick_defect(rng, src, written)
             record = {**base, "kind": "ok", "duplicate_of": "", "structures": "",
-                      "ontology_ids": "", "label_levels": ";".join(src.levels)}
+                      "ontology_ids": "", "unmapped": "", "label_levels": ";".join(src.levels)}
             if defect in ("exact_dup", "near_dup"):
                 donor_src = src.dup_from if (src.dup_from and rng.random() < 0.5) else src.name
                 pool = [p for p in written.get(donor_src, []) if p[2]["kind"] == "ok"] or \
                     [p for p in written[src.name] if p[2]["kind"] == "ok"]
                 if not pool:  # nothing clean to duplicate yet: write a blank frame instead
                     defect = "blank"
+            fallback_fmt = "png" if src.fmt == "cine" else src.fmt
             if defect in ("exact_dup", "near_dup"):
                 dname, drgb, drec = pool[int(rng.integers(len(pool)))]
                 rgb = drgb if defect == "exact_dup" else _near_duplicate(drgb, rng)
                 record.update(kind=defect, duplicate_of=f"{drec['source']}/{dname}",
                               structures=drec["structures"], ontology_ids=drec["ontology_ids"])
-                data = (_encode(rgb, src.fmt if src.fmt != "cine" else "dcm", rng, base)
-                        if defect == "near_dup" or src.fmt != drec["format"]
-                        else drec["_bytes"])
-            elif defect == "blank":
-                rgb = np.zeros((*src.screen, 3), np.uint8)
-                data = _encode(rgb, "png" if src.fmt == "cine" else src.fmt, rng, base)
-            elif defect == "tiny":
-                rgb = np.zeros((*src.screen, 3), np.uint8)
-                y, x = int(rng.integers(10, src.screen[0] - 30)), int(rng.integers(10, src.screen[1] - 30))
-                rgb[y:y + 20, x:x + 20] = rng.integers(40, 200, (20, 20, 1), dtype=np.uint8)
-                data = _encode(rgb, "png" if src.fmt == "cine" else src.fmt, rng, base)
-            elif defect == "non_us":
-                rgb = _non_ultrasound(rng, src.screen)
-                data = _encode(rgb, "png" if src.fmt == "cine" else src.fmt, rng, base)
+                same_format = src.fmt == drec["format"] and defect == "exact_dup"
+                data = drec["_bytes"] if same_format else _encode(rgb, fallback_fmt, rng, base)
+            elif defect in ("blank", "tiny", "non_us"):
+                record["kind"] = defect
+                rgb = _defective(defect, src.screen, rng)
+                data = _encode(rgb, fallback_fmt, rng, base)
             else:
                 sample = task_spec(task)["sample"](sample_rng(seed, task, "train", 10_000 * (
                     hash_name(src.name) % 997) + i), size=size, index=i, split="train")
                 structures = sample.get("structures", [])
-                ids = [onto.find(s) for s in structures]
-                record.update(structures=";".join(structures), ontology_ids=";".join(ids))
+                ids, unmapped = map_structures(onto, structures)
+                record.update(structures=";".join(structures), ontology_ids=";".join(ids),
+                              unmapped=";".join(unmapped))
                 if src.fmt == "cine" and "frames" in sample:
                     frames = np.stack([screen_from_image(f[0], src.device, rng, screen=src.screen,
                                                          depth_mm=depth, calipers=False)
@@ -316,6 +322,22 @@ def write_corpus(root: "str | Path", *, n_sources: int, images_per_source: int,
     return CorpusReport(root, sources, truth)
 
 
+def map_structures(onto, structures) -> tuple[list[str], list[str]]:
+    """Ontology ids of the visible structures (deduplicated, in order), and the names the
+    ontology does not hold (tissue layers such as fat or fascia; recorded, not dropped
+    silently)."""
+    ids, unmapped = [], []
+    for name in structures:
+        try:
+            node = onto.find(name)
+        except KeyError:
+            unmapped.append(name)
+            continue
+        if node not in ids:
+            ids.append(node)
+    return ids, unmapped
+
+
 def hash_name(name: str) -> int:
     import zlib
 
@@ -347,7 +369,7 @@ def pretraining_samples(n: int, *, size: int, seed: int = 0, families=None,
         task, _ = FAMILIES[fam]
         rng = sample_rng(seed, f"pretrain-{task}", "train", i)
         s = task_spec(task)["sample"](rng, size=size, index=i, split="train")
-        ids = [onto.find(x) for x in s.get("structures", [])]
+        ids, _ = map_structures(onto, s.get("structures", []))
         levels = LEVELS[: 1 + (i % 3)] if i % 4 else LEVELS
         out.append({"image": s["image"], "hierarchy": onto.encode(ids),
                     "hierarchy_mask": onto.level_mask(levels),

@@ -117,14 +117,18 @@ def choose_grid(probe: Probe, depth_mm: float, display: Display) -> BeamGrid:
 
 
 @lru_cache(maxsize=64)
-def _filters(grid: BeamGrid, pad_z: int, pad_x: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-energy Fourier-domain PSF filters: axial (one per column) and lateral (one per row)."""
+def _filters(grid: BeamGrid, pad_z: int, pad_x: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Unit-energy Fourier-domain PSF filters: axial (one per column) and lateral (one per row).
+
+    The axial transform is zero-padded by 6 sigma so that circular convolution cannot wrap
+    the strong near field into the deepest rows (where TGC would amplify it into a band)."""
     psf = psf_for(grid.probe)
     nz, nx = grid.n_depth + 2 * pad_z, grid.n_lines + 2 * pad_x
     sig_z = max(psf.sigma_axial_mm / grid.dz, MIN_SIGMA_SAMPLES)
-    kz = sfft.fftfreq(nz)
+    nz_fft = sfft.next_fast_len(nz + int(np.ceil(6 * sig_z)))
+    kz = sfft.fftfreq(nz_fft)
     hz = np.exp(-2 * np.pi ** 2 * sig_z ** 2 * kz ** 2)
-    hz /= np.sqrt(np.sum(hz ** 2) / nz)  # Parseval: unit energy in the sample domain
+    hz /= np.sqrt(np.sum(hz ** 2) / nz_fft)  # Parseval: unit energy in the sample domain
     depths = np.concatenate([np.full(pad_z, 0.0), grid.depths,
                              np.full(pad_z, grid.depth_mm)])
     spacing = grid.probe.line_spacing_mm(depths, grid.n_lines)
@@ -132,7 +136,7 @@ def _filters(grid: BeamGrid, pad_z: int, pad_x: int) -> tuple[np.ndarray, np.nda
     kx = sfft.fftfreq(nx)
     hx = np.exp(-2 * np.pi ** 2 * (sig_x[:, None] ** 2) * kx[None, :] ** 2)
     hx /= np.sqrt(np.sum(hx ** 2, axis=1, keepdims=True) / nx)
-    return hz.astype(np.complex64)[:, None], hx.astype(np.complex64)
+    return hz.astype(np.complex64)[:, None], hx.astype(np.complex64), nz_fft
 
 
 def _pads(grid: BeamGrid) -> tuple[int, int]:
@@ -236,6 +240,7 @@ def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Gene
     field_ = speckle * amp
     # Specular boundary echoes: coherent along the boundary (no random phase).
     field_ = field_ + props["wall"].astype(np.complex64)
+    field_[:pad_z] = 0  # nothing scatters above the probe face
 
     # 2. propagation: two-way attenuation and transmission loss along each beam line
     dz_cm = grid.dz / 10.0
@@ -253,9 +258,9 @@ def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Gene
     field_ = field_ + noise
 
     # 3. PSF: lateral (row-dependent width) then axial, in the Fourier domain
-    hz, hx = _filters(grid, pad_z, pad_x)
+    hz, hx, nz_fft = _filters(grid, pad_z, pad_x)
     field_ = sfft.ifft(sfft.fft(field_, axis=1, workers=1) * hx, axis=1, workers=1)
-    field_ = sfft.ifft(sfft.fft(field_, axis=0, workers=1) * hz, axis=0, workers=1)
+    field_ = sfft.ifft(sfft.fft(field_, n=nz_fft, axis=0, workers=1) * hz, axis=0, workers=1)
     field_ = field_[pad_z: pad_z + grid.n_depth, pad_x: pad_x + grid.n_lines]
 
     # 4. receiver: TGC, envelope, compounding, log compression

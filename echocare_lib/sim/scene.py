@@ -273,10 +273,9 @@ class Scene:
                 out[key][sel] = view
             wall = out["wall"][sel]
             wall[inside] = 0.0  # an object on top hides the boundary echoes beneath it
-            if t.transmit < 1.0:
-                tr = out["transmit"][sel]
-                tr[inside] = np.minimum(tr[inside], t.transmit)
-                out["transmit"][sel] = tr
+            tr = out["transmit"][sel]
+            tr[inside] = t.transmit  # the object on top decides what passes through here
+            out["transmit"][sel] = tr
             dist = np.abs(rho - 1.0) * obj.shape.scale_mm
             amp, thick = t.wall
             if amp > 0 and thick > 0:

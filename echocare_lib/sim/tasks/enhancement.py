@@ -32,7 +32,8 @@ def sample_enhancement_pair(rng: np.random.Generator, *, size: int, index: int,
     organ = ORGANS[index % len(ORGANS)]  # organ-stratified, as in the paper's 8:2 split
     build, probe, (dmin, dmax), structures = _SETUP[organ]
     depth = float(rng.uniform(dmin, dmax))
-    scene, info = build(rng, depth_mm=depth)
+    scene, info = build(rng, depth_mm=depth, lesion="random") if organ == "breast" else \
+        build(rng, depth_mm=depth)
     focus = float(rng.uniform(0.35, 0.6) * depth)
     changes = {"width_mm": depth} if probe == "linear" else None
     low = acquire(scene, rng, device="low_end", probe=probe, depth_mm=depth, size=size,
