@@ -41,17 +41,17 @@ COUNTRIES = ("China", "United States", "Netherlands", "Spain", "Brazil", "Egypt"
              "Italy", "Germany", "United Kingdom", "Canada", "Iran", "Vietnam", "Mexico",
              "Chile", "Tunisia", "Portugal", "Australia", "South Korea", "France")
 
-#: Scene families a source can hold: (task generator, organ code, probe depth for the screen).
+#: Scene families a source can hold: code -> (task generator, depth read-out in mm, probe).
 FAMILIES = {
-    "THY": ("thyroid_nodule_seg", 40.0),
-    "VES": ("vessel_seg", 35.0),
-    "ABD": ("abdomen_organ_seg", 140.0),
-    "BRE": ("breast_birads", 40.0),
-    "LIV": ("liver_lesion_ceus", 140.0),
-    "FHT": ("fetal_4ch_detection", 110.0),
-    "FBR": ("fetal_brain_landmarks", 110.0),
-    "CAR": ("echo_ef", 150.0),
-    "REP": ("liver_report", 140.0),
+    "THY": ("thyroid_nodule_seg", 40.0, "linear"),
+    "VES": ("vessel_seg", 35.0, "linear"),
+    "ABD": ("abdomen_organ_seg", 140.0, "convex"),
+    "BRE": ("breast_birads", 40.0, "linear"),
+    "LIV": ("liver_lesion_ceus", 140.0, "convex"),
+    "FHT": ("fetal_4ch_detection", 110.0, "convex"),
+    "FBR": ("fetal_brain_landmarks", 110.0, "convex"),
+    "CAR": ("echo_ef", 150.0, "phased"),
+    "REP": ("liver_report", 140.0, "convex"),
 }
 FORMATS = ("png", "jpg", "bmp", "dcm", "zip", "cine")
 DEFECTS = ("exact_dup", "near_dup", "blank", "tiny", "non_us", "corrupt")
@@ -98,7 +98,8 @@ def plan_sources(n_sources: int, images_per_source: int, seed: int) -> list[Sour
 
 # ----------------------------------------------------------------------------- exports
 def screen_from_image(image: np.ndarray, style_name: str, rng: np.random.Generator, *,
-                      screen: tuple[int, int], depth_mm: float, calipers: bool) -> np.ndarray:
+                      screen: tuple[int, int], depth_mm: float, calipers: bool,
+                      probe_kind: str = "linear") -> np.ndarray:
     """Place a clean [H, W] frame on a scanner screen with burnt-in annotations -> RGB uint8."""
     style = device_style(style_name)
     sh, sw = screen
@@ -115,7 +116,7 @@ def screen_from_image(image: np.ndarray, style_name: str, rng: np.random.Generat
     fov[top:top + nh, left:left + nw] = frame > 0.02
     spacing = depth_mm / nh
     display = Display(sh, sw, -(left + nw / 2) * spacing, -top * spacing, spacing)
-    probe = Probe("linear", f0_mhz=style.linear.f0_mhz, focus_mm=depth_mm * 0.5)
+    probe = style.probe(probe_kind, focus_mm=depth_mm * 0.5)
     grey, _ = burn_in(canvas, fov, display, probe, depth_mm=depth_mm,
                       gain_db=style.proc.gain_db, label=style.label, rng=rng,
                       calipers=calipers)
@@ -249,7 +250,7 @@ def write_corpus(root: "str | Path", *, n_sources: int, images_per_source: int,
         written[src.name] = []
         for i in range(src.n_images):
             fam = src.families[i % len(src.families)]
-            task, depth = FAMILIES[fam]
+            task, depth, probe_kind = FAMILIES[fam]
             ext = {"zip": "png", "cine": "dcm"}.get(src.fmt, src.fmt)
             fname = f"{src.name.lower()}_{i:04d}.{ext}"
             base = {"source": src.name, "file": fname, "country": src.country,
@@ -286,14 +287,16 @@ def write_corpus(root: "str | Path", *, n_sources: int, images_per_source: int,
                               unmapped=";".join(unmapped))
                 if src.fmt == "cine" and "frames" in sample:
                     frames = np.stack([screen_from_image(f[0], src.device, rng, screen=src.screen,
-                                                         depth_mm=depth, calipers=False)
+                                                         depth_mm=depth, calipers=False,
+                                                         probe_kind=probe_kind)
                                        for f in sample["frames"]])
                     rgb = frames[0]
                     data = _dicom(frames, base)
                 else:
                     rgb = screen_from_image(sample["image"][0], src.device, rng,
                                             screen=src.screen, depth_mm=depth,
-                                            calipers=bool(rng.random() < 0.3))
+                                            calipers=bool(rng.random() < 0.3),
+                                            probe_kind=probe_kind)
                     data = _encode(rgb, src.fmt, rng, base)
                 if defect == "corrupt":
                     data = data[: len(data) // 3]
@@ -366,7 +369,7 @@ def pretraining_samples(n: int, *, size: int, seed: int = 0, families=None,
         it = tqdm(it, desc="simulating pretraining images", unit="img", leave=False)
     for i in it:
         fam = fams[i % len(fams)]
-        task, _ = FAMILIES[fam]
+        task = FAMILIES[fam][0]
         rng = sample_rng(seed, f"pretrain-{task}", "train", i)
         s = task_spec(task)["sample"](rng, size=size, index=i, split="train")
         ids, _ = map_structures(onto, s.get("structures", []))

@@ -108,24 +108,26 @@ def devices_figure(size: int = 192, seed: int = 0):
     from .corpus import screen_from_image
 
     styles = list(DEVICE_STYLES)
-    fig, axes = plt.subplots(2, len(styles), figsize=(2.5 * len(styles), 5.4))
+    fig, axes = plt.subplots(2, len(styles), figsize=(2.5 * len(styles), 6.0),
+                             gridspec_kw={"hspace": 0.35})
+    darker = -6.0  # the phantom is small and shallow: a sonographer would lower the gain
     for j, name in enumerate(styles):
         rng = sample_rng(seed, "gallery-devices", "test", j)
+        gain = {"gain_db": DEVICE_STYLES[name].proc.gain_db + darker}
         fr = acquire(_phantom(rng), rng, device=name, probe="linear", depth_mm=40, size=size,
-                     focus_mm=20, probe_changes={"width_mm": 40})
+                     focus_mm=20, probe_changes={"width_mm": 40}, proc_changes=gain)
         st = DEVICE_STYLES[name]
         p = st.linear
         _show(axes[0, j], fr.image, f"{name} ({st.tier})\n{p.f0_mhz:g} MHz, "
               f"DR {st.proc.dynamic_range_db:g} dB")
         kind = ["linear", "convex", "phased"][j % 3]
         fr2 = acquire(_phantom(rng), rng, device=name, probe=kind, depth_mm=60, size=size,
-                      focus_mm=25)
+                      focus_mm=25, proc_changes=gain)
         screen = screen_from_image(fr2.image, name, rng, screen=(int(size * 0.9), size),
-                                   depth_mm=60, calipers=j % 2 == 0)
+                                   depth_mm=60, calipers=j % 2 == 0, probe_kind=kind)
         _show(axes[1, j], screen.transpose(2, 0, 1).astype(np.float32) / 255,
               f"raw export, {kind} probe\n(tint: {st.tint})")
     fig.suptitle("One phantom (cyst, hypoechoic nodule with a calcification) on every device "
                  "style; bottom: raw exports with burnt-in text, rulers and calipers",
                  fontsize=10)
-    fig.tight_layout()
     return fig

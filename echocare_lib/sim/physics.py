@@ -27,7 +27,8 @@ demodulation:
 
 The grid resolves the PSF whenever the display can: samples are no coarser than the PSF's
 sigma unless the display itself is coarser (then speckle is as fine as a display pixel, as
-on a real scanner whose image is shown downsized).
+on a real scanner whose image is shown downsized); it is never more than 1.5 x finer than
+the display.
 Written by hand: pymust/Field II compute the same physics per scatterer and element, which
 is orders of magnitude slower; ``benchmarks/bench_simulator_vs_pymust.py`` compares the two.
 """
@@ -105,14 +106,20 @@ def psf_for(probe: Probe) -> PSF:
                float(probe.focus_mm))
 
 
+#: The beam grid is at most this many times finer than the display (finer detail would be
+#: averaged away by scan conversion anyway, and costs time).
+MAX_OVERSAMPLING = 1.5
+
+
 def choose_grid(probe: Probe, depth_mm: float, display: Display) -> BeamGrid:
-    """Beam grid fine enough for the PSF, no finer than twice the display's resolution."""
+    """Beam grid fine enough for the PSF, no finer than 1.5 x the display's resolution."""
     psf = psf_for(probe)
     disp_rows = max(int(round(depth_mm / display.spacing_mm)), 8)
-    n_depth = int(np.clip(round(depth_mm / psf.sigma_axial_mm), disp_rows, 2 * disp_rows))
+    n_depth = int(np.clip(round(depth_mm / psf.sigma_axial_mm), disp_rows,
+                          MAX_OVERSAMPLING * disp_rows))
     xmin, xmax, _, _ = probe.fov_box(depth_mm)
     disp_cols = max(int(round((xmax - xmin) / display.spacing_mm)), 8)
-    n_lines = int(np.clip(probe.n_lines, 8, 2 * disp_cols))
+    n_lines = int(np.clip(probe.n_lines, 8, MAX_OVERSAMPLING * disp_cols))
     return BeamGrid(probe, float(depth_mm), n_depth, n_lines)
 
 
