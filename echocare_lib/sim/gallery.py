@@ -108,8 +108,9 @@ def devices_figure(size: int = 192, seed: int = 0):
     from .corpus import screen_from_image
 
     styles = list(DEVICE_STYLES)
-    fig, axes = plt.subplots(2, len(styles), figsize=(2.5 * len(styles), 6.0),
-                             gridspec_kw={"hspace": 0.35})
+    fig, axes = plt.subplots(2, len(styles), figsize=(2.5 * len(styles), 6.2))
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.86, bottom=0.02, wspace=0.06,
+                        hspace=0.32)
     darker = -6.0  # the phantom is small and shallow: a sonographer would lower the gain
     for j, name in enumerate(styles):
         rng = sample_rng(seed, "gallery-devices", "test", j)
