@@ -53,6 +53,19 @@ FAMILIES = {
     "CAR": ("echo_ef", 150.0, "phased"),
     "REP": ("liver_report", 140.0, "convex"),
 }
+#: What a simulated source's manifest entry says it contains (data-set-level labels, as
+#: EchoAtlas labels each image from its data set's entry).
+FAMILY_ORGANS = {
+    "THY": ["thyroid nodule"],
+    "VES": ["carotid artery", "jugular vein"],
+    "ABD": ["liver", "kidney", "spleen", "pancreas", "bladder"],
+    "BRE": ["breast lesion"],
+    "LIV": ["focal liver lesion"],
+    "FHT": ["fetal heart"],
+    "FBR": ["fetal brain"],
+    "CAR": ["left ventricle"],
+    "REP": ["liver", "gallbladder"],
+}
 FORMATS = ("png", "jpg", "bmp", "dcm", "zip", "cine")
 DEFECTS = ("exact_dup", "near_dup", "blank", "tiny", "non_us", "corrupt")
 LEVELS = ("region", "meta", "anatomical")
@@ -351,6 +364,22 @@ def _pick_defect(rng, src: SourceSpec, written) -> str | None:
     if not written.get(src.name) or rng.random() >= src.defect_rate * 2:
         return None
     return DEFECTS[int(rng.integers(len(DEFECTS)))]
+
+
+def corpus_manifest(root: "str | Path") -> pd.DataFrame:
+    """The simulated corpus's manifest: one row per source (data set) with its country,
+    device and the ontology ids of the organs it holds, as the curation step expects."""
+    onto = load_ontology()
+    path = Path(root) / "sources.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: write the corpus with write_corpus first")
+    rows = []
+    for src in json.loads(path.read_text()):
+        ids = list(dict.fromkeys(onto.find(o) for f in src["families"] for o in FAMILY_ORGANS[f]))
+        rows.append({"dataset": src["name"], "country": src["country"],
+                     "device": device_style(src["device"]).label, "format": src["fmt"],
+                     "ontology_ids": ";".join(ids)})
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- in memory
