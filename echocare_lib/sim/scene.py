@@ -12,6 +12,7 @@ scatterers; we need labelled, parameterised anatomy).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -76,21 +77,22 @@ TISSUES: dict[str, Tissue] = {t.name: t for t in [
 
 
 # --------------------------------------------------------------------------- shapes
-class Shape:
+class Shape(ABC):
     """A region with a normalised radial coordinate ``rho`` (< 1 inside, 1 on the boundary)
     and a length scale, so boundaries of any shape can carry a wall echo of fixed thickness."""
 
     scale_mm: float = 1.0
 
-    def rho(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def rho(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Normalised radial coordinate of the points (x, z): < 1 inside."""
 
     def inside(self, x, z) -> np.ndarray:
         return self.rho(x, z) < 1.0
 
-    def bbox(self) -> tuple[float, float, float, float]:  # pragma: no cover - abstract
+    @abstractmethod
+    def bbox(self) -> tuple[float, float, float, float]:
         """(xmin, xmax, zmin, zmax) in mm, conservative."""
-        raise NotImplementedError
 
 
 def _rotate(x, z, cx, cz, angle_deg):
