@@ -120,7 +120,9 @@ def run_steps(files: list[str], *, root: str, out_images: str | None, limits: Li
 
     if not files:
         return pd.DataFrame()
-    nparts = max(1, min(len(files), 4 * max(n_workers, 1), len(files) // 8 + 1))
+    # Small partitions balance uneven files (a cine yields 12 frames, a PNG one) across
+    # workers; a few thousand at most keeps the scheduler's overhead negligible.
+    nparts = max(1, min(len(files), max(4 * n_workers, len(files) // 4), 4096))
     bag = db.from_sequence(files, npartitions=nparts).map(
         process_file, root=root, out_images=out_images, limits=limits).flatten()
     client = _client(scheduler, n_workers)
