@@ -431,6 +431,24 @@ def _open_member_source(source: str, name: str) -> str:
     return f"{source}!{name}"
 
 
+def _read_member(open_member, declared: int, compressed: int | None, name: str, msrc: str,
+                 budget: "_Budget", limits: Limits, depth: int, items: list) -> str:
+    """Read one archive member with a bounded read and ingest it, appending to ``items``.
+
+    Returns "" on success, else the rejection reason (also appended as an item)."""
+    try:
+        with open_member() as f:
+            data, why = _bounded_read(f, declared, compressed, budget, name)
+    except Exception as exc:
+        data, why = None, (f"corrupt archive member (its data does not match its "
+                           f"header; possibly a forged size): {exc}")
+    if data is None:
+        items.append(_reject(msrc, why))
+        return why
+    items.extend(_ingest_bytes(data, msrc, limits, depth, budget))
+    return ""
+
+
 def _zip_items(src: str | BinaryIO, source: str, limits: Limits, depth: int,
                budget: _Budget) -> list[Item]:
     try:
@@ -470,19 +488,10 @@ def _zip_items(src: str | BinaryIO, source: str, limits: Limits, depth: int,
             if why:
                 items.append(_reject(msrc, why))
                 continue
-            try:
-                with zf.open(info) as f:
-                    data, why = _bounded_read(f, info.file_size, info.compress_size, budget,
-                                              info.filename)
-            except Exception as exc:
-                data, why = None, (f"corrupt archive member (its data does not match its "
-                                    f"header; possibly a forged size): {exc}")
-            if data is None:
-                items.append(_reject(msrc, why))
-                if "budget" in why:
-                    stopped = "the archive exceeded its uncompressed budget"
-                continue
-            items.extend(_ingest_bytes(data, msrc, limits, depth, budget))
+            why = _read_member(lambda: zf.open(info), info.file_size, info.compress_size,
+                               info.filename, msrc, budget, limits, depth, items)
+            if "budget" in why:
+                stopped = "the archive exceeded its uncompressed budget"
     return items
 
 
@@ -593,17 +602,8 @@ def _rar_items(src: str | BinaryIO, source: str, limits: Limits, depth: int,
             if why:
                 items.append(_reject(msrc, why))
                 continue
-            try:
-                with rf.open(info) as f:
-                    data, why = _bounded_read(f, info.file_size, info.compress_size, budget,
-                                              info.filename)
-            except Exception as exc:
-                data, why = None, (f"corrupt archive member (its data does not match its "
-                                    f"header; possibly a forged size): {exc}")
-            if data is None:
-                items.append(_reject(msrc, why))
-                continue
-            items.extend(_ingest_bytes(data, msrc, limits, depth, budget))
+            _read_member(lambda: rf.open(info), info.file_size, info.compress_size,
+                         info.filename, msrc, budget, limits, depth, items)
     return items
 
 
