@@ -383,27 +383,46 @@ def corpus_manifest(root: "str | Path") -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- in memory
-def pretraining_samples(n: int, *, size: int, seed: int = 0, families=None,
-                        progress: bool = False) -> list[dict]:
+def _pretraining_one(job) -> dict:
+    fam, seed, split, i, size = job
+    onto = load_ontology()
+    task = FAMILIES[fam][0]
+    rng = sample_rng(seed, f"pretrain-{task}", split, i)
+    s = task_spec(task)["sample"](rng, size=size, index=i, split=split)
+    ids, _ = map_structures(onto, s.get("structures", []))
+    # Like real sources, some label only the coarser levels (the loss masks the rest).
+    levels = LEVELS[: 1 + (i % 3)] if i % 4 else LEVELS
+    return {"image": s["image"], "hierarchy": onto.encode(ids),
+            "hierarchy_mask": onto.level_mask(levels),
+            "meta": {**s["meta"], "family": fam, "structures": s.get("structures", [])}}
+
+
+def pretraining_samples(n: int, *, size: int, seed: int = 0, families=None, split: str = "train",
+                        progress: bool = False, n_jobs: int = 1) -> list[dict]:
     """Clean frames with hierarchy labels for pretraining straight from the simulator.
 
     Each sample: ``image`` [1, H, W], ``hierarchy`` multi-hot over the ontology (the visible
     structures and all their ancestors), ``hierarchy_mask`` (the levels this simulated
-    source labels), ``meta`` (source family, device, ...)."""
-    onto = load_ontology()
+    source labels), ``meta`` (source family, device, ...). Every sample has its own random
+    stream (seed, family, split, index), so ``n_jobs`` worker processes give the same images
+    bit for bit; ``split="test"`` gives a disjoint held-out set."""
     fams = list(families or FAMILIES)
+    jobs = [(fams[i % len(fams)], seed, split, i, size) for i in range(n)]
+    bar = tqdm(total=n, desc=f"simulating pretraining images ({split})", unit="img",
+               leave=False, disable=not progress)
     out = []
-    it = range(n)
-    if progress:
-        it = tqdm(it, desc="simulating pretraining images", unit="img", leave=False)
-    for i in it:
-        fam = fams[i % len(fams)]
-        task = FAMILIES[fam][0]
-        rng = sample_rng(seed, f"pretrain-{task}", "train", i)
-        s = task_spec(task)["sample"](rng, size=size, index=i, split="train")
-        ids, _ = map_structures(onto, s.get("structures", []))
-        levels = LEVELS[: 1 + (i % 3)] if i % 4 else LEVELS
-        out.append({"image": s["image"], "hierarchy": onto.encode(ids),
-                    "hierarchy_mask": onto.level_mask(levels),
-                    "meta": {**s["meta"], "family": fam, "structures": s.get("structures", [])}})
+    if n_jobs <= 1 or n < 2 * n_jobs:
+        for job in jobs:
+            out.append(_pretraining_one(job))
+            bar.update()
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(n_jobs, mp_context=ctx) as pool:
+            for sample in pool.map(_pretraining_one, jobs, chunksize=max(1, n // (4 * n_jobs))):
+                out.append(sample)
+                bar.update()
+    bar.close()
     return out
