@@ -15,12 +15,13 @@ RUN_ARGS := --profile $(PROFILE) --seed $(SEED) $(if $(ONLY),--only $(ONLY)) \
             $(if $(DATA),--data-dir $(DATA)) $(if $(DEVICE),--device $(DEVICE))
 
 .DEFAULT_GOAL := help
-.PHONY: help env figures test unit nbval lint-notebooks strip lab bench lock clean
+.PHONY: help env figures test unit nbval lint-notebooks strip lab bench lock clean pretrain
 
 help:
 	@echo "make figures   regenerate every figure and table (PROFILE=$(PROFILE); ONLY=03 FROM=02 OUT=dir DATA=dir)"
 	@echo "make test      unit tests, then every notebook under nbval (smoke profile)"
 	@echo "make env       create or update the virtual environment in $(VENV)"
+	@echo "make pretrain  pretrain one variant outside the notebooks (PROFILE, VARIANT=echocare, NPROC=1: torchrun)"
 	@echo "make lab       open JupyterLab in the project environment"
 	@echo "make bench     run the benchmarks in benchmarks/"
 	@echo "make strip     remove outputs from notebooks (keeps cell tags)"
@@ -50,6 +51,14 @@ nbval: $(STAMP)
 	ECHOCARE_PROFILE=smoke ECHOCARE_OUT_DIR=$(CURDIR)/build/nbval/figures \
 	    $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=1200 notebooks
+
+# Pretraining outside the notebooks: the same code, under torchrun with NPROC processes per node
+# (GPUs; gloo on CPU). Notebook 02 reuses the checkpoint when its configuration matches.
+NPROC   ?= 1
+VARIANT ?= echocare
+pretrain: $(STAMP)
+	$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) -m echocare_lib.pretraining \
+	    --profile $(PROFILE) --variant $(VARIANT) --seed $(SEED) $(if $(DEVICE),--device $(DEVICE))
 
 strip: $(STAMP)
 	$(BIN)/nbstripout --keep-id notebooks/*.ipynb

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock, UnetrUpBlock
 
 DECODERS = ("simmim", "unetr")
 
@@ -38,6 +37,10 @@ class UNETRDecoder(nn.Module):
     def __init__(self, stage_channels: tuple[int, ...], patch_size: int = 4,
                  out_chans: int = 1, width: int | None = None, norm: str = "instance") -> None:
         super().__init__()
+        # MONAI is imported here, not at module level: it costs seconds per process start
+        # and only this decoder needs it.
+        from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock, UnetrUpBlock
+
         c = stage_channels
         w = width or c[0]
         # One residual block per stage (SwinUNETR's encoder2..encoder10), to decoder widths.

@@ -177,6 +177,9 @@ class EchoCareEncoder(nn.Module):
         x = (to_grayscale(images) - PIXEL_MEAN) / PIXEL_STD
         x = self.swin.patch_embed(x)  # [B, H/4, W/4, C] (NHWC, LayerNorm'd)
         if mask is not None:
+            if mask.ndim != 3 or mask.shape[0] != x.shape[0]:
+                raise ValueError(f"mask must be [B, h, w] with B = {x.shape[0]} (one mask per "
+                                 f"image), got shape {tuple(mask.shape)}")
             w = self.token_mask(mask).unsqueeze(-1).to(x.dtype)
             if w.shape[1:3] != x.shape[1:3]:
                 raise ValueError(f"mask grid {tuple(mask.shape[1:])} does not match the image: "

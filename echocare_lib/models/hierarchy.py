@@ -103,8 +103,12 @@ class Hierarchy(nn.Module):
         return total / label_mask.sum().clamp_min(1.0)
 
     def probabilities(self, z: torch.Tensor) -> torch.Tensor:
-        """Coherent probabilities: a child never exceeds its parent."""
-        return torch.sigmoid(self.positive_logits(z))
+        """Coherent probabilities: a child never exceeds its parent.
+
+        sigmoid(min over ancestors-or-self of z), computed as the min of the sigmoids (equal,
+        as sigmoid is monotonic) so that it holds bitwise: CPU kernels may round sigmoid of
+        the same value differently by 1 ulp at different positions of a tensor."""
+        return self._reduce(torch.sigmoid(z), self.anc, "min")
 
 
 class HierarchicalClassifier(nn.Module):

@@ -50,6 +50,9 @@ class PretrainConfig:
     #: "auto": bf16 autocast on CUDA, fp32 on CPU; or "fp32" / "bf16".
     precision: str = "auto"
     data: str = "auto"  # "auto" | "curated" | "simulator"
+    #: Fingerprint of the data actually used (``DataChoice.fingerprint``): part of the hash, so
+    #: a re-curated index or another corpus never reuses a checkpoint trained on other data.
+    data_id: str = ""
     n_images: int | None = None
     num_workers: int = 0
     log_every: int = 1

@@ -14,6 +14,7 @@ saturation and hue parts of colour jitter have nothing to act on and are left ou
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -135,6 +136,7 @@ class DataChoice:
     dataset: Dataset
     source: str  # "curated" or "simulator"
     description: str
+    fingerprint: str  # identifies the data: content hash of the index, or the corpus recipe
 
 
 def choose_data(source: str, *, size: int, n_images: int | None, seed: int,
@@ -150,11 +152,12 @@ def choose_data(source: str, *, size: int, n_images: int | None, seed: int,
         ds = CuratedImages(curated_index, size, n_images)
         if len(ds) == 0:
             raise ValueError(f"{curated_index} lists no images: curation kept nothing")
-        return DataChoice(ds, "curated", ds.description)
+        digest = hashlib.sha256(Path(curated_index).read_bytes()).hexdigest()[:16]
+        return DataChoice(ds, "curated", ds.description, f"curated:{digest}:{len(ds)}")
     if not n_images:
         raise ValueError("the simulator corpus needs a size: set the profile's pretrain_images")
     ds = simulated_images(n_images, size, seed, n_jobs=n_jobs, progress=progress)
-    return DataChoice(ds, "simulator", ds.description)
+    return DataChoice(ds, "simulator", ds.description, f"simulator:{n_images}:{size}:{seed}")
 
 
 # ----------------------------------------------------------------------------- batches

@@ -144,6 +144,7 @@ def pretrain(config: PretrainConfig, folder: "str | os.PathLike", *, dataset=Non
     device = resolve_device(device, dist_info)
     chash = config.config_hash()
     start, history = 0, []
+    torch.manual_seed(config.seed)  # initial weights: a function of the config, not of history
     model = build_model(config)
     opt, sched = build_optimizer(model, config)
     status = "trained"
@@ -267,9 +268,14 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError:
             overrides[k] = v
     cfg = PretrainConfig.from_profile(prof, variant=a.variant, seed=a.seed, **overrides)
+    dist_info = init_distributed(a.device)
+    choice = choose_data(cfg.data, size=cfg.image_size, n_images=cfg.n_images, seed=cfg.seed,
+                         curated_index=a.curated_index or default_curated_index(prof.name),
+                         progress=cfg.progress and dist_info.is_main)
+    cfg = cfg.replace(data_id=choice.fingerprint)
     folder = Path(a.folder) if a.folder else default_folder(prof.name, cfg)
-    res = pretrain(cfg, folder, device=a.device, stop_after=a.stop_after,
-                   curated_index=a.curated_index or default_curated_index(prof.name))
+    res = pretrain(cfg, folder, dataset=choice.dataset, device=a.device,
+                   stop_after=a.stop_after)
     rank = int(os.environ.get("RANK", "0"))
     if a.report:  # per-rank summary, used by the test that checks DDP ranks agree
         weights_sum = float(sum(v.double().sum() for v in res.model.state_dict().values()))
