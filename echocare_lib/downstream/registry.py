@@ -1,0 +1,72 @@
+"""The task registry: each application of Table 1 declared once.
+
+A :class:`Task` names its kind, classes, metrics (primary first), the simulator generator that
+stands in for it, the real-data reader, the head and the figure it feeds. Notebooks loop over
+``TASKS`` instead of repeating per-task code. Rows of ``data_manifests/table1_applications.csv``
+are joined by the simulator task name (its ``sim_task`` column).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str                 # simulator task name, also the registry key
+    title: str
+    kind: str                 # classification | segmentation | detection | landmarks | ...
+    dataset: str              # the paper's data set (Table 1)
+    classes: tuple[str, ...]
+    metrics: tuple[str, ...]  # the first one selects the best epoch and model
+    figure: str               # catalogue label of its box plot
+    notebook: str
+    higher_is_better: dict = field(default_factory=dict)
+    uses_frames: bool = False
+
+    @property
+    def primary(self) -> str:
+        return self.metrics[0]
+
+    def better(self, metric: str) -> bool:
+        return self.higher_is_better.get(metric, True)
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (
+    Task("thyroid_nodule_cine_cls", "Thyroid nodule benign/malignant (cine clips)",
+         "classification", "Thyroid Cine-Clip", ("benign", "malignant"),
+         ("AUC", "F1", "ACC"), "fig5a_thyroid_cls", "03_classification", uses_frames=True),
+    Task("breast_birads", "Breast tumour BI-RADS 2-5", "classification", "BRA-BUS",
+         ("BI-RADS 2", "BI-RADS 3", "BI-RADS 4", "BI-RADS 5"), ("ACC", "macro-F1"),
+         "fig5b_birads", "03_classification"),
+    Task("liver_lesion_ceus", "Focal liver lesion HCC/HEM/FNH (CEUS)", "classification",
+         "SYSU-FLL-CEUS", ("HCC", "HEM", "FNH"), ("ACC", "macro-F1"), "fig5c_liver_lesion",
+         "03_classification", uses_frames=True),
+    Task("thyroid_nodule_seg", "Thyroid nodule segmentation", "segmentation", "DDTI",
+         ("background", "nodule"), ("DSC", "NSD"), "fig5d_thyroid_seg", "04_segmentation"),
+    Task("vessel_seg", "Artery/vein segmentation", "segmentation", "MusV",
+         ("background", "vein", "artery"), ("mDSC", "mNSD"), "fig5e_vessel_seg",
+         "04_segmentation"),
+    Task("abdomen_organ_seg", "Abdominal multi-organ segmentation", "segmentation", "AbdomenUS",
+         ("background", "liver", "kidney", "pancreas", "bladder", "spleen"), ("mDSC", "mNSD"),
+         "fig5f_abdomen_seg", "04_segmentation"),
+)}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; registered: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def tasks_of(notebook: str) -> list[Task]:
+    return [t for t in TASKS.values() if t.notebook == notebook]
+
+
+def table1_rows() -> pd.DataFrame:
+    """Table 1 of the paper (manifest) joined to the registry by simulator task."""
+    from ..manifests import load_applications
+
+    apps = load_applications()
+    return apps[apps["sim_task"].isin(TASKS)]

@@ -1,0 +1,121 @@
+"""The downstream framework: registry, encoder zoo, patient-level splits, fine-tuning that
+learns, and the cached results store."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from echocare_lib.downstream import TASKS, build_encoder, get_task
+from echocare_lib.downstream.finetune import (FinetuneConfig, ResultStore, assert_no_leak,
+                                              finetune, predict, split_by_patient,
+                                              subsample_patients)
+from echocare_lib.downstream.trials import evaluate
+from echocare_lib.downstream.zoo import EFFNET_LITE0_SHA256
+from echocare_lib.figures import load_catalogue
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _samples(n_patients=10, per=3, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in range(n_patients):
+        for k in range(per):
+            label = p % 2
+            img = rng.random((1, size, size), dtype=np.float32) * 0.3 + 0.6 * label
+            # a bright disk at a random place: the segmentation target
+            cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
+            yy, xx = np.mgrid[:size, :size]
+            mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < (size // 6) ** 2).astype(np.uint8)
+            img[0][mask > 0] = 0.95 - 0.6 * label
+            out.append({"image": img, "label": label, "mask": mask,
+                        "meta": {"patient_id": f"p{p}", "case_id": f"p{p}-{k}",
+                                 "pixel_spacing_mm": 0.5}})
+    return out
+
+
+def test_registry_matches_catalogue_and_table1():
+    cat = load_catalogue().set_index("label")
+    for t in TASKS.values():
+        assert cat.loc[t.figure, "notebook"] == t.notebook
+        assert t.primary in t.metrics
+    from echocare_lib.downstream.registry import table1_rows
+
+    assert set(table1_rows()["sim_task"]) == set(TASKS)
+    with pytest.raises(ValueError, match="unknown task"):
+        get_task("nope")
+
+
+def test_patient_split_never_leaks_and_is_deterministic():
+    s = _samples()
+    kept, held = split_by_patient(s, 0.2, seed=3)
+    assert set(kept).isdisjoint(held) and sorted(kept + held) == list(range(len(s)))
+    pk = {s[i]["meta"]["patient_id"] for i in kept}
+    ph = {s[i]["meta"]["patient_id"] for i in held}
+    assert pk.isdisjoint(ph) and len(ph) == 2
+    assert split_by_patient(s, 0.2, seed=3) == (kept, held)
+    assert_no_leak([s[i] for i in kept], [s[i] for i in held])
+    with pytest.raises(AssertionError, match="both train and test"):
+        assert_no_leak(s[:3], s[:1])
+    sub = subsample_patients(kept, s, 0.5, seed=1)
+    assert {s[i]["meta"]["patient_id"] for i in sub} <= pk
+    assert len({s[i]["meta"]["patient_id"] for i in sub}) == 4
+
+
+def test_imagenet_encoder_has_real_weights_and_the_interface():
+    enc = build_encoder("imagenet", profile="smoke").eval()
+    out = enc(torch.rand(2, 1, 64, 64))
+    assert [f.shape[-1] for f in out.features] == [16, 8, 4, 2]
+    assert out.pooled.shape == (2, enc.pooled_dim)
+    # pretrained BatchNorm statistics are not the fresh-init values (0 mean, 1 var)
+    bn = next(m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    assert len(EFFNET_LITE0_SHA256) == 64
+
+
+def test_scratch_encoder_and_unknown_names():
+    enc = build_encoder("scratch", profile="smoke")
+    assert len(enc(torch.rand(1, 1, 64, 64)).features) == 4
+    with pytest.raises(ValueError, match="unknown encoder"):
+        build_encoder("nonexistent-model", profile="smoke")
+
+
+@pytest.mark.parametrize("kind", ["classification", "segmentation"])
+def test_finetune_learns_a_separable_task(kind):
+    s = _samples(size=64)
+    task = get_task("thyroid_nodule_cine_cls" if kind == "classification" else "thyroid_nodule_seg")
+    kept, held = split_by_patient(s, 0.3, seed=0)
+    cfg = FinetuneConfig(epochs=12, batch_size=8, lr_encoder=1e-3, lr_head=1e-2, patience=12,
+                         use_frames=False)
+    enc = build_encoder("scratch", profile="smoke")
+    model, info = finetune(enc, kind, 2, [s[i] for i in kept], [s[i] for i in held], cfg, 0,
+                           lambda p, v: evaluate(task, p, v)[task.primary])
+    test = _samples(n_patients=4, size=64, seed=9)
+    probs = predict(model, torch.as_tensor(np.stack([t["image"] for t in test])))
+    res = evaluate(task, probs, test)
+    if kind == "classification":
+        assert res["ACC"] == 1.0 and res["AUC"] == 1.0
+    else:
+        assert res["DSC"] > 0.8
+    assert info["best_epoch"] >= 0 and info["train_images_per_s"] > 0
+
+
+def test_result_store_caches_by_config_hash(tmp_path):
+    store = ResultStore(tmp_path, "t")
+    rows = pd.DataFrame([{"task": "t", "model": "m", "trial": 0, "seed": 1,
+                          "train_fraction": 1.0, "metric": "ACC", "value": 0.5,
+                          "config_hash": "abc"}])
+    store.add(rows)
+    store.add(rows.assign(value=0.7))  # same key: replaced, not duplicated
+    assert len(store.load()) == 1 and store.load().value.iloc[0] == 0.7
+    assert len(store.cached("abc", "m", 0, 1.0)) == 1
+    assert store.cached("other", "m", 0, 1.0).empty
+    assert store.cached("abc", "m", 0, 0.5).empty
