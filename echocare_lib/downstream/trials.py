@@ -174,7 +174,10 @@ def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, d
                     encoder, task.kind, n_cls, tr, va, cfg, s,
                     lambda p, v: evaluate(task, p, v)[primary], progress=progress,
                     desc=f"{task_name} {enc_name} f={frac:g} trial {t}")
-                res = evaluate(task, predict(model, _inputs(test, cfg.use_frames)), test)
+                probs = predict(model, _inputs(test, cfg.use_frames))
+                res = evaluate(task, probs, test)
+                if t == 0:  # keep trial 0's test predictions for example figures and browsing
+                    save_predictions(store.path.parent, task_name, enc_name, frac, h, probs)
                 res.update({"val_" + primary: info["val_score"], "best_epoch": info["best_epoch"],
                             "train_seconds": info["seconds"],
                             "train_images_per_s": info["train_images_per_s"]})
@@ -184,6 +187,36 @@ def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, d
                 store.add(df)
                 rows.append(df)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=ResultStore.COLUMNS)
+
+
+def predictions_path(results_dir, task: str, model: str, fraction: float, h: str) -> Path:
+    return Path(results_dir) / "predictions" / task / f"{model}-f{fraction:g}-{h}.npz"
+
+
+def save_predictions(results_dir, task: str, model: str, fraction: float, h: str,
+                     probs: torch.Tensor) -> Path:
+    """Trial 0's test-set outputs: class probabilities, or the label map for segmentation."""
+    path = predictions_path(results_dir, task, model, fraction, h)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = probs.argmax(1).numpy().astype(np.uint8) if probs.ndim == 4 else probs.numpy()
+    np.savez_compressed(path, predictions=arr)
+    return path
+
+
+def load_predictions(rows: pd.DataFrame, task: str, model: str, fraction: float = 1.0,
+                     results_dir=None, profile=None) -> np.ndarray:
+    """Trial 0's saved test predictions for (task, model, fraction), found via the rows' hash."""
+    from ..paths import build_dir
+    from ..profiles import get_profile
+
+    sel = rows[(rows.task == task) & (rows.model == model) & (rows.trial == 0)
+               & np.isclose(rows.train_fraction.astype(float), fraction)]
+    if sel.empty:
+        raise KeyError(f"no trial-0 rows for {task} / {model} / fraction {fraction}")
+    root = results_dir or build_dir() / get_profile(profile).name / "results"
+    path = predictions_path(root, task, model, fraction, sel.config_hash.iloc[0])
+    with np.load(path, allow_pickle=False) as z:
+        return z["predictions"]
 
 
 def _encoder_identity(name: str, prof, seed: int) -> str:

@@ -48,6 +48,16 @@ def ancestor_matrix_from_parents(parent_index) -> np.ndarray:
     return A
 
 
+def _padded_index(sel: torch.Tensor) -> torch.Tensor:
+    """Long [N, K]: row i lists the columns j with sel[i, j], padded with N (K = max count)."""
+    n = sel.shape[0]
+    idx = torch.full((n, int(sel.sum(1).max())), n, dtype=torch.long)
+    for i in range(n):
+        cols = sel[i].nonzero().flatten()
+        idx[i, : len(cols)] = cols
+    return idx
+
+
 class Hierarchy(nn.Module):
     """Holds the ancestor matrix as buffers; computes coherent logits, loss and probabilities."""
 
@@ -59,6 +69,10 @@ class Hierarchy(nn.Module):
                              "(each class is its own ancestor-or-self)")
         self.register_buffer("anc", A, persistent=False)        # [N, N]: i -> ancestors-or-self
         self.register_buffer("desc", A.T.clone(), persistent=False)  # i -> descendants-or-self
+        # The same sets as padded column lists [N, K] (pad = N, a column of +-max appended to
+        # z): reductions gather K columns (K = 3 and 32 on the ontology) instead of N = 149.
+        self.register_buffer("anc_idx", _padded_index(A), persistent=False)
+        self.register_buffer("desc_idx", _padded_index(A.T), persistent=False)
 
     @classmethod
     def from_ontology(cls, onto) -> "Hierarchy":
@@ -69,21 +83,24 @@ class Hierarchy(nn.Module):
         return self.anc.shape[0]
 
     @staticmethod
-    def _reduce(z: torch.Tensor, sel: torch.Tensor, how: str) -> torch.Tensor:
-        # z [B, N] -> [B, N]: reduce z over the classes selected by row i of `sel`.
+    def _reduce(z: torch.Tensor, idx: torch.Tensor, how: str) -> torch.Tensor:
+        # z [B, N] -> [B, N]: reduce z over the classes listed in row i of `idx` [N, K], padded
+        # with N, which indexes an appended column of +-max (never selected by min/max over a
+        # non-empty set, as the masked_fill of a dense [B, N, N] copy was; same values).
         big = torch.finfo(z.dtype).max
-        zz = z.unsqueeze(1).expand(-1, sel.shape[0], -1)
+        pad = z.new_full((z.shape[0], 1), big if how == "min" else -big)
+        zz = torch.cat([z, pad], 1).index_select(1, idx.flatten()).view(z.shape[0], *idx.shape)
         if how == "min":
-            return zz.masked_fill(~sel, big).amin(dim=-1)
-        return zz.masked_fill(~sel, -big).amax(dim=-1)
+            return zz.amin(dim=-1)
+        return zz.amax(dim=-1)
 
     def positive_logits(self, z: torch.Tensor) -> torch.Tensor:
         """min over each class and its ancestors (eq. 2, positive case)."""
-        return self._reduce(z, self.anc, "min")
+        return self._reduce(z, self.anc_idx, "min")
 
     def negative_logits(self, z: torch.Tensor) -> torch.Tensor:
         """max over each class and its descendants (eq. 2, negative case)."""
-        return self._reduce(z, self.desc, "max")
+        return self._reduce(z, self.desc_idx, "max")
 
     def loss(self, z: torch.Tensor, labels: torch.Tensor,
              label_mask: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
@@ -108,7 +125,7 @@ class Hierarchy(nn.Module):
         sigmoid(min over ancestors-or-self of z), computed as the min of the sigmoids (equal,
         as sigmoid is monotonic) so that it holds bitwise: CPU kernels may round sigmoid of
         the same value differently by 1 ulp at different positions of a tensor."""
-        return self._reduce(torch.sigmoid(z), self.anc, "min")
+        return self._reduce(torch.sigmoid(z), self.anc_idx, "min")
 
 
 class HierarchicalClassifier(nn.Module):

@@ -1,0 +1,97 @@
+"""Figures of the downstream notebooks, drawn only from tidy result rows (never from numbers
+typed in): box plots across the encoder zoo with significance stars (Figs. 5a-f, 6a-d), and
+segmentation overlays (Fig. 5g)."""
+from __future__ import annotations
+
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ..session import OKABE_ITO
+from . import stats
+
+MODEL_ORDER = ["echocare", "mim-only", "hie-only", "imagenet", "scratch"]
+MODEL_COLOURS = {"echocare": OKABE_ITO[0], "mim-only": OKABE_ITO[1], "hie-only": OKABE_ITO[2],
+                 "imagenet": OKABE_ITO[3], "scratch": "#999999"}
+MASK_COLOURS = [OKABE_ITO[1], OKABE_ITO[2], OKABE_ITO[4], OKABE_ITO[5], OKABE_ITO[3]]
+
+
+def _order(models) -> list[str]:
+    known = [m for m in MODEL_ORDER if m in set(models)]
+    return known + sorted(set(models) - set(known))
+
+
+def box_with_stars(rows: pd.DataFrame, metrics: list[str], *, title: str,
+                   higher_is_better: dict | None = None, scale: float = 100.0,
+                   unit: str = "%"):
+    """One panel per metric: trials per encoder as box + points; above, the two-sided Wilcoxon
+    signed-rank test (paired by trial) of the best encoder against each other one."""
+    hib = higher_is_better or {}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
+    tests = []
+    for ax, metric in zip(axes[0], metrics):
+        d = rows[rows.metric == metric].copy()
+        d["value"] = d["value"].astype(float) * scale
+        models = _order(d.model.unique())
+        data = [d[d.model == m].value.dropna().to_numpy() for m in models]
+        bp = ax.boxplot(data, widths=0.55, patch_artist=True, showfliers=False)
+        for patch, m in zip(bp["boxes"], models):
+            patch.set_facecolor(MODEL_COLOURS.get(m, OKABE_ITO[6]))
+            patch.set_alpha(0.55)
+        rng = np.random.default_rng(0)
+        for i, (m, v) in enumerate(zip(models, data), start=1):
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(v)), v, s=10, color="black", zorder=3)
+        ax.set_xticks(range(1, len(models) + 1), models, rotation=30, ha="right")
+        ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+        ax.grid(axis="y", alpha=0.3)
+        if d.model.nunique() >= 2:
+            cmp = stats.compare_to_best(d, "model", "trial", "value",
+                                        higher_is_better=hib.get(metric, True))
+            cmp["metric"] = metric
+            tests.append(cmp)
+            top = max((v.max() for v in data if len(v)), default=0)
+            span = max(1e-9, top - min((v.min() for v in data if len(v)), default=0))
+            best = cmp["best"].iloc[0]
+            bi = models.index(best) + 1
+            for k, (_, r) in enumerate(cmp.sort_values("rank").iterrows()):
+                oi = models.index(r["model"]) + 1
+                y = top + span * (0.08 + 0.1 * k)
+                ax.plot([bi, bi, oi, oi], [y - span * 0.02, y, y, y - span * 0.02], lw=0.8,
+                        color="black")
+                ax.text((bi + oi) / 2, y, r["w_stars"], ha="center", va="bottom", fontsize=8)
+            ax.set_ylim(top=top + span * (0.2 + 0.1 * len(cmp)))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    table = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame()
+    return fig, table
+
+
+COLOUR_NAMES = ["orange", "green", "sky blue", "vermillion", "purple"]
+
+
+def segmentation_examples(items: list[tuple[str, list[str], np.ndarray, np.ndarray, np.ndarray,
+                                            float]], *, title: str, model: str = "EchoCare"):
+    """Rows of (data set, classes, image [H, W], ground truth, prediction, mean DSC):
+    image | truth | prediction, class colours named in each row's title."""
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap(MASK_COLOURS)
+    n = len(items)
+    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.4 * n + 0.6), squeeze=False)
+    for i, (name, classes, img, gt, pred, dsc) in enumerate(items):
+        key = textwrap.fill(", ".join(f"{c} = {COLOUR_NAMES[k]}"
+                                      for k, c in enumerate(classes[1:])), 34)
+        for j, (mask, head) in enumerate(((None, f"{name}\n{key}"), (gt, "ground truth"),
+                                          (pred, f"{model} (mean DSC {dsc:.2f})"))):
+            ax = axes[i, j]
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+            if mask is not None:
+                ax.imshow(np.ma.masked_equal(mask, 0) - 1, cmap=cmap, vmin=0,
+                          vmax=len(MASK_COLOURS) - 1, alpha=0.55, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(head, fontsize=7, loc="left" if j == 0 else "center")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    return fig
