@@ -47,9 +47,25 @@ def test_speckle_size_follows_the_psf(f0, f_number):
     band = env[int(8 / grid.dz): int(12 / grid.dz), 10:-10]  # around the focus
     axial_mm = speckle_size(band, 0, intensity=True) * grid.dz
     lateral_mm = speckle_size(band, 1, intensity=True) * probe.width_mm / (grid.n_lines - 1)
-    # Intensity autocovariance of Gaussian-PSF speckle has FWHM 2.355 sigma (Wagner 1983).
-    assert axial_mm == pytest.approx(2.355 * psf.sigma_axial_mm, rel=0.15)
+    # Speckle size = FWHM of the intensity autocovariance (Wagner 1983): axially that of the
+    # pulse-echo spectrum, laterally 2.355 sigma of the Gaussian beam.
+    assert axial_mm == pytest.approx(psf.axial_speckle_mm, rel=0.15)
     assert lateral_mm == pytest.approx(2.355 * psf.sigma_lateral_focus_mm, rel=0.15)
+
+
+def test_pulse_echo_spectrum_is_a_generalised_normal_window():
+    from echocare_lib.sim.physics import spectrum_exponent
+
+    psf = psf_for(Probe("linear", f0_mhz=5.0, bandwidth=0.6))
+    half = 0.6 * 5.0 / 2
+    assert psf.axial_spectrum(np.array([0.0, half, -half])) == pytest.approx([1.0, 0.5, 0.5])
+    # SIMUS/MUST's exponent: nothing at DC (or 2 f0) whatever the bandwidth
+    for b in (0.45, 0.6, 0.85):
+        p = psf_for(Probe("linear", f0_mhz=5.0, bandwidth=b))
+        assert p.axial_spectrum(np.array([-5.0, 5.0])).max() < 1e-30
+        assert spectrum_exponent(b) == pytest.approx(np.log(126) / np.log(2 / b))
+    # flatter-topped than a Gaussian of the same -6 dB band: longer axial speckle (~9 %)
+    assert 1.05 < psf.axial_speckle_mm / (2.355 * psf.sigma_axial_mm) < 1.12
 
 
 def test_psf_scales_with_wavelength_bandwidth_and_f_number():
@@ -130,6 +146,77 @@ def test_geometry_and_labels_align(kind):
         assert frame.fov[:, 10:-10].all() or frame.fov.mean() > 0.5
     else:  # sectors leave black corners, as on a scanner
         assert not frame.fov[0, 0] and not frame.fov[0, -1] and frame.fov.mean() < 0.9
+
+
+def test_scene_windows_give_the_same_maps_as_point_by_point_sampling():
+    """Scene.properties / label_map evaluate objects in index windows of axis-aligned grids
+    and on window copies of sector grids; the maps equal those of the plain point list."""
+    from echocare_lib.sim.geometry import make_display
+    from echocare_lib.sim.physics import _extended_xz, _pads, choose_grid
+    from echocare_lib.sim.scene import Layer, Polygon
+    from echocare_lib.sim.tasks.neck import ell
+
+    scene = Scene(background=TISSUES["soft"].with_(texture=(0.3, 1.0)))
+    scene.add(Layer(0.0, 3.0, 0.5, 30.0), "skin", "skin")
+    scene.add(Ellipse(2, 25, 6, 4, 30), "liver", "organ", halo=(0.5, 1.0))
+    scene.add(ell(-4, 20, 3, 2, 10), "cyst", "cyst")  # box-limited wrapper
+    scene.add(Polygon(((-8, 30), (-2, 30), (-5, 36))), "bone", "bone")
+    for kind in ("linear", "convex", "phased"):
+        probe = Probe(kind, f0_mhz=5.0, width_mm=30, sector_deg=60)
+        display = make_display(probe, 45, 64, 64)
+        grid = choose_grid(probe, 45, display)
+        x, z = _extended_xz(grid, *_pads(grid))
+        grid_maps = scene.properties(x, z)
+        point_maps = scene.properties(np.ravel(x), np.ravel(z))
+        for key, value in grid_maps.items():
+            assert np.array_equal(value, point_maps[key].reshape(x.shape)), (kind, key)
+        xp, zp = display.pixel_centres()
+        assert np.array_equal(scene.label_map(xp, zp),
+                              scene.label_map(xp.ravel(), zp.ravel()).reshape(xp.shape))
+        assert np.array_equal(scene.mask(xp, zp, "organ"),
+                              Ellipse(2, 25, 6, 4, 30).inside(xp, zp))
+
+
+def test_cine_texture_is_drawn_once_and_frames_keep_their_bits():
+    """A cine loop re-seeds one stream per frame to keep its tissue texture still; the
+    texture is then drawn once, and the stream continues exactly as if it had been redrawn."""
+    from echocare_lib.sim.geometry import make_display
+    from echocare_lib.sim.physics import choose_grid, texture_field
+
+    probe = Probe("linear", f0_mhz=7.0, width_mm=30)
+    grid = choose_grid(probe, 30, make_display(probe, 30, 64, 64))
+    a_rng, b_rng = np.random.default_rng(11), np.random.default_rng(11)
+    a = texture_field(grid, a_rng)
+    b = texture_field(grid, b_rng)  # memo hit
+    assert np.array_equal(a, b)
+    assert np.array_equal(a_rng.standard_normal(5), b_rng.standard_normal(5))
+    assert not np.array_equal(a, texture_field(grid, np.random.default_rng(12)))
+
+
+def test_cached_bilinear_resampling_equals_scipy():
+    """Scan conversion and the texture's zoom use precomputed bilinear taps; they give
+    scipy.ndimage's order-1 results (bit for bit with scipy 1.17; 1e-6 allowed here)."""
+    from scipy.ndimage import map_coordinates, zoom
+
+    from echocare_lib.sim.geometry import _scan_map, make_display, scan_convert
+    from echocare_lib.sim.physics import _zoom_linear, choose_grid
+
+    rng = np.random.default_rng(0)
+    for kind in ("linear", "convex", "phased"):
+        probe = Probe(kind, f0_mhz=5.0, width_mm=30, sector_deg=70)
+        display = make_display(probe, 50, 64, 64)
+        grid = choose_grid(probe, 50, display)
+        beam = rng.random((grid.n_depth, grid.n_lines)).astype(np.float32)
+        coords, fov = _scan_map(grid, display)
+        ref = np.where(fov, map_coordinates(beam, coords, order=1, mode="nearest",
+                                            prefilter=False), 0.0)
+        img, mask = scan_convert(beam, grid, display)
+        assert np.array_equal(mask, fov) and np.allclose(img, ref, rtol=0, atol=1e-6)
+    for shape, factors in (((105, 107), (0.97, 0.98)), ((54, 55), (1.9, 1.9)), ((9, 30), (4, 1))):
+        a = rng.standard_normal(shape).astype(np.float32)
+        ref = zoom(a, factors, order=1)
+        out = _zoom_linear(a, factors)
+        assert out.shape == ref.shape and np.allclose(out, ref, rtol=0, atol=1e-6)
 
 
 def test_same_seed_same_bits_and_new_seed_new_speckle():

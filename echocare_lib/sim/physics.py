@@ -15,12 +15,16 @@ demodulation:
    acoustic shadows. Fluid attenuates little, so tissue behind a cyst comes out brighter
    after time-gain compensation: posterior enhancement. Both arise from the physics, not
    from painted effects.
-3. **Point-spread function.** The pulse-echo PSF of a Gaussian-modulated pulse at the probe's
-   centre frequency: axially a Gaussian envelope set by the bandwidth
-   (sigma_z = c / (4 pi sigma_f), sigma_f = B f0 / 2.355), laterally a Gaussian of FWHM
-   lambda F# at the focus that widens away from it like a Gaussian beam. In baseband the
-   Gaussian-modulated pulse is its envelope, so the convolution is separable; the lateral
-   width may change with depth (applied row by row in the Fourier domain).
+3. **Point-spread function.** Axially, the probe's pulse-echo spectrum: a generalised normal
+   window around f0 whose -6 dB width is the fractional bandwidth B, with the exponent
+   p = ln 126 / ln(2 / B) that makes it vanish at DC and 2 f0 (the pulse-echo probe response
+   of SIMUS/MUST, e.g. ``pymust.Param.getProbeFunction``; p = 2 would be a Gaussian,
+   p ~ 3-6 for B = 0.45-0.85 is flatter-topped). Laterally a Gaussian of FWHM lambda F# at
+   the focus that widens away from it like a Gaussian beam. In baseband the PSF is
+   separable: the axial spectrum is applied as a filter along depth, the lateral width may
+   change with depth (row by row), both in the Fourier domain. ``PSF.sigma_axial_mm`` is the
+   sigma of the Gaussian pulse with the same -6 dB band (sigma_z = c / (4 pi sigma_f),
+   sigma_f = B f0 / 2.355): the scale used to sample the grid.
 4. **Receiver.** Electronic noise, time-gain compensation of a nominal tissue attenuation,
    envelope detection (magnitude of IQ), spatial compounding (average of independent
    speckle realisations on premium devices), log compression to the dynamic range, gain.
@@ -39,9 +43,10 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft as sfft
-from scipy.ndimage import gaussian_filter, zoom
+from scipy.ndimage import gaussian_filter
 
-from .geometry import C_MM_PER_US, BeamGrid, Display, Probe, make_display, scan_convert
+from .geometry import (C_MM_PER_US, BeamGrid, Display, Probe, linear_taps, make_display,
+                       scan_convert)
 from .scene import Scene
 
 DB_NEPER = np.log(10) / 20  # amplitude dB -> natural log
@@ -81,30 +86,73 @@ class Processing:
     max_tgc_db: float = 50.0
 
 
+def spectrum_exponent(bandwidth: float) -> float:
+    """Exponent p of the generalised normal pulse-echo spectrum exp(-ln2 |2 (f - f0) / (B f0)|^p):
+    SIMUS/MUST's rule p = ln 126 / ln(2 / B) (pymust's probe response), for which the
+    spectrum is 2^-126 (nil) at DC and at 2 f0 whatever B. A Gaussian (p = 2) of a broadband
+    probe's -6 dB width leaks to DC and is more peaked."""
+    return float(np.log(126.0) / np.log(2.0 / bandwidth))
+
+
 @dataclass(frozen=True)
 class PSF:
+    """Pulse-echo PSF. Axial: the amplitude spectrum :meth:`axial_spectrum` (``sigma_axial_mm``
+    is the Gaussian-equivalent scale used for sampling). Lateral: Gaussian amplitude sigmas."""
+
     sigma_axial_mm: float
     sigma_lateral_focus_mm: float
     rayleigh_mm: float
     focus_mm: float
+    f0_mhz: float = 5.0
+    bandwidth: float = 0.6
 
     def sigma_lateral_mm(self, depth: np.ndarray) -> np.ndarray:
         widen = np.sqrt(1.0 + ((depth - self.focus_mm) / self.rayleigh_mm) ** 2)
         return self.sigma_lateral_focus_mm * np.minimum(widen, MAX_WIDENING)
 
+    def axial_spectrum(self, df_mhz: np.ndarray) -> np.ndarray:
+        """Amplitude of the pulse-echo spectrum at ``df_mhz`` from f0 (baseband), peak 1."""
+        half_band = self.bandwidth * self.f0_mhz / 2  # -6 dB half-width, MHz
+        p = spectrum_exponent(self.bandwidth)
+        return np.exp(-np.log(2) * np.abs(np.asarray(df_mhz) / half_band) ** p)
+
+    @property
+    def axial_speckle_mm(self) -> float:
+        """Axial speckle size of this PSF: FWHM of the intensity autocovariance of fully
+        developed speckle, |FT(power spectrum)|^2 at lag 2 dz / c (Wagner et al. 1983)."""
+        return _axial_speckle_mm(self.f0_mhz, self.bandwidth)
+
+
+@lru_cache(maxsize=64)
+def _axial_speckle_mm(f0_mhz: float, bandwidth: float) -> float:
+    psf = PSF(1.0, 1.0, 1.0, 0.0, f0_mhz, bandwidth)
+    half_band = bandwidth * f0_mhz / 2
+    df = np.linspace(-3 * half_band, 3 * half_band, 2001)
+    power = psf.axial_spectrum(df) ** 2
+    lag = np.linspace(0.0, 3.0 / half_band * C_MM_PER_US / 2, 3001)  # mm; 2 lag / c in us
+    acf = np.abs(np.exp(2j * np.pi * np.outer(2 * lag / C_MM_PER_US, df)) @ power) ** 2
+    acf /= acf[0]
+    k = int(np.nonzero(acf < 0.5)[0][0])
+    return float(2 * (lag[k - 1] + (acf[k - 1] - 0.5) / (acf[k - 1] - acf[k]) *
+                      (lag[k] - lag[k - 1])))
+
 
 def psf_for(probe: Probe) -> PSF:
-    """Gaussian pulse-echo PSF of a probe (amplitude sigmas, mm)."""
+    """Pulse-echo PSF of a probe (amplitude sigmas, mm; the axial spectrum's parameters)."""
     sigma_f = probe.bandwidth * probe.f0_mhz / FWHM  # MHz
-    sigma_t = 1.0 / (2 * np.pi * sigma_f)  # us, envelope of the pulse-echo waveform
+    sigma_t = 1.0 / (2 * np.pi * sigma_f)  # us, envelope of the equivalent Gaussian pulse
     sigma_axial = C_MM_PER_US * sigma_t / 2  # two-way: depth = c t / 2
     sigma_lat = probe.wavelength_mm * probe.f_number / FWHM
     # Gaussian beam: Rayleigh range pi w0^2 / lambda with w0 the 1/e^2 intensity radius.
     w0 = 2 * sigma_lat
     rayleigh = RECEIVE_FOCUS_GAIN * np.pi * w0 ** 2 / probe.wavelength_mm
     return PSF(float(sigma_axial), float(sigma_lat), float(max(rayleigh, 1e-3)),
-               float(probe.focus_mm))
+               float(probe.focus_mm), float(probe.f0_mhz), float(probe.bandwidth))
 
+
+#: Zero-padding of the axial convolution, in Gaussian-equivalent sigmas: the flat-topped
+#: pulse rings longer than a Gaussian (-27 dB at 6 sigma for B = 0.85, below -98 dB at 20).
+AXIAL_REACH_SIGMAS = 20.0
 
 #: The beam grid is at most this many times finer than the display (finer detail would be
 #: averaged away by scan conversion anyway, and costs time).
@@ -127,14 +175,23 @@ def choose_grid(probe: Probe, depth_mm: float, display: Display) -> BeamGrid:
 def _filters(grid: BeamGrid, pad_z: int, pad_x: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Unit-energy Fourier-domain PSF filters: axial (one per column) and lateral (one per row).
 
-    The axial transform is zero-padded by 6 sigma so that circular convolution cannot wrap
-    the strong near field into the deepest rows (where TGC would amplify it into a band)."""
+    The axial transform is zero-padded by the pulse's reach (AXIAL_REACH_SIGMAS) so that
+    circular convolution cannot wrap the strong near field into the deepest rows (where TGC
+    would amplify it into a band)."""
     psf = psf_for(grid.probe)
     nz, nx = grid.n_depth + 2 * pad_z, grid.n_lines + 2 * pad_x
     sig_z = max(psf.sigma_axial_mm / grid.dz, MIN_SIGMA_SAMPLES)
-    nz_fft = sfft.next_fast_len(nz + int(np.ceil(6 * sig_z)))
-    kz = sfft.fftfreq(nz_fft)
-    hz = np.exp(-2 * np.pi ** 2 * sig_z ** 2 * kz ** 2)
+    nz_fft = sfft.next_fast_len(nz + int(np.ceil(AXIAL_REACH_SIGMAS * sig_z)))
+    # Axial filter = the pulse-echo spectrum, in baseband: a depth sample is a two-way delay of
+    # 2 dz / c, so a frequency of k cycles per sample is k c / (2 dz) from f0. On a grid
+    # coarser than the PSF the band is narrowed to keep the pulse MIN_SIGMA_SAMPLES long
+    # (speckle as fine as a sample, as on a scanner whose display is coarser than its PSF).
+    # Why not a Gaussian of the same -6 dB band: broadband responses are flatter-topped; a
+    # Gaussian makes axial speckle 8 % shorter than a SIMUS/MUST (pymust) probe of the same
+    # -6 dB band (0.127 vs 0.138 mm for the L11-5v; benchmarks/bench_simulator_vs_pymust.py).
+    narrow = sig_z * grid.dz / psf.sigma_axial_mm  # 1 unless the grid is coarse
+    df_mhz = sfft.fftfreq(nz_fft) * C_MM_PER_US / (2 * grid.dz) * narrow
+    hz = psf.axial_spectrum(df_mhz)
     hz /= np.sqrt(np.sum(hz ** 2) / nz_fft)  # Parseval: unit energy in the sample domain
     depths = np.concatenate([np.full(pad_z, 0.0), grid.depths,
                              np.full(pad_z, grid.depth_mm)])
@@ -170,20 +227,72 @@ def _extended_xz(grid: BeamGrid, pad_z: int, pad_x: int) -> tuple[np.ndarray, np
     return x, z
 
 
+@lru_cache(maxsize=8)
+def _cell_fraction(grid: BeamGrid, pad_z: int, pad_x: int) -> np.ndarray:
+    """Scatterers per grid cell from scatterers per resolution cell: the fraction of a
+    resolution cell (FWHM x FWHM) that one cell of the extended grid covers."""
+    psf = psf_for(grid.probe)
+    z = _extended_xz(grid, pad_z, pad_x)[1]
+    spacing = grid.probe.line_spacing_mm(np.clip(z, 0, None), grid.n_lines)
+    cell = grid.dz * spacing / (FWHM ** 2 * psf.sigma_axial_mm *
+                                psf.sigma_lateral_mm(np.clip(z, 0, None)))
+    cell.setflags(write=False)
+    return cell
+
+
 def _smooth_noise(shape, scale_samples: tuple[float, float], rng) -> np.ndarray:
     """Unit-variance Gaussian noise correlated over ``scale_samples`` (axial, lateral)."""
     step = (max(int(scale_samples[0] // 2), 1), max(int(scale_samples[1] // 2), 1))
     small = (max(shape[0] // step[0] + 3, 4), max(shape[1] // step[1] + 3, 4))
     g = gaussian_filter(rng.standard_normal(small, dtype=np.float32), 1.0, mode="wrap")
-    g = zoom(g, (shape[0] / small[0] * 1.0001, shape[1] / small[1] * 1.0001), order=1)
+    g = _zoom_linear(g, (shape[0] / small[0] * 1.0001, shape[1] / small[1] * 1.0001))
     g = g[: shape[0], : shape[1]]
     return (g - g.mean()) / (g.std() + 1e-6)
+
+
+def _zoom_linear(a: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
+    """``scipy.ndimage.zoom(a, factors, order=1)`` (2-D, mode constant) bit for bit: the
+    same float64 products and sums, with the taps computed once per shape and applied along
+    rows and columns (zoom evaluates the interpolation weights point by point)."""
+    out_shape = tuple(int(round(n * f)) for n, f in zip(a.shape, factors))
+    (r0, r1, wr0, wr1), (c0, c1, wc0, wc1) = _zoom_taps(a.shape, out_shape)
+    a0, a1 = np.take(a, r0, axis=0), np.take(a, r1, axis=0)
+    t = np.take(a0, c0, axis=1) * wr0 * wc0 + 0.0  # + 0.0: a sum started from +0.0, as in C
+    t += np.take(a0, c1, axis=1) * wr0 * wc1
+    t += np.take(a1, c0, axis=1) * wr1 * wc0
+    t += np.take(a1, c1, axis=1) * wr1 * wc1
+    out = np.zeros(out_shape, a.dtype)  # output points beyond the input: 0 (mode constant)
+    out[: len(r0), : len(c0)] = t
+    return out
+
+
+@lru_cache(maxsize=64)
+def _zoom_taps(in_shape: tuple[int, int], out_shape: tuple[int, int]) -> tuple:
+    """Per axis: zoom maps output k to input k (n_in - 1) / (n_out - 1); the points within
+    [0, n_in - 1] (a leading run) and their taps (weights shaped to broadcast)."""
+    factor = np.divide(np.array(in_shape) - 1, np.array(out_shape) - 1,
+                       out=np.ones(2), where=np.array(out_shape) != 1)
+    axes = []
+    for axis, (n_out, n_in, f) in enumerate(zip(out_shape, in_shape, factor)):
+        cc = np.arange(n_out, dtype=np.float64) * f
+        cc = cc[(cc >= 0) & (cc <= n_in - 1)]
+        i0, i1, w0, w1 = linear_taps(cc, n_in, "mirror")
+        if axis == 0:
+            w0, w1 = w0[:, None], w1[:, None]
+        for arr in (i0, i1, w0, w1):
+            arr.setflags(write=False)
+        axes.append((i0, i1, w0, w1))
+    return tuple(axes)
 
 
 def complex_gaussian(shape, rng) -> np.ndarray:
     """Circular complex Gaussian, unit power: the summed echo of many random scatterers."""
     out = rng.standard_normal((2, *shape), dtype=np.float32)
-    return (out[0] + 1j * out[1]).astype(np.complex64) * np.float32(np.sqrt(0.5))
+    field_ = np.empty(shape, np.complex64)
+    scale = np.float32(np.sqrt(0.5))
+    np.multiply(out[0], scale, out=field_.real)  # written in place: no complex temporaries
+    np.multiply(out[1], scale, out=field_.imag)
+    return field_
 
 
 @dataclass
@@ -201,13 +310,44 @@ class BeamImage:
 def texture_field(grid: BeamGrid, rng: np.random.Generator) -> np.ndarray:
     """Two smooth unit-variance noise fields (fine ~0.8 mm, coarse ~2.5 mm) on the extended
     grid; tissues blend them by their texture scale. Pass it back to :func:`beamform` to keep
-    the texture still across the frames of a cine loop."""
+    the texture still across the frames of a cine loop.
+
+    Memoised on (grid, generator state): cine generators keep the texture still by giving
+    every frame a fresh generator with the clip's texture seed (it belongs to the tissue,
+    while speckle decorrelates), so the same field would be recomputed for every frame.
+    The memo returns it and leaves ``rng`` exactly where drawing it would have: frames are
+    bit-for-bit the same, and the texture is drawn once per clip."""
+    key = _stream_key(rng)
+    if key is not None:
+        hit = _TEXTURE_MEMO.get((grid, key))
+        if hit is not None:
+            field_, after = hit
+            rng.bit_generator.state = after
+            return field_  # read-only: shared by the frames of the clip
     pad_z, pad_x = _pads(grid)
     shape = _extended_xz(grid, pad_z, pad_x)[0].shape
     mean_spacing = float(np.mean(grid.line_spacing_mm()))
     fine = _smooth_noise(shape, (0.8 / grid.dz, 0.8 / mean_spacing), rng)
     coarse = _smooth_noise(shape, (2.5 / grid.dz, 2.5 / mean_spacing), rng)
-    return np.stack([fine, coarse])
+    field_ = np.stack([fine, coarse])
+    if key is not None:
+        if len(_TEXTURE_MEMO) >= 4:  # one clip at a time per process; keep a few
+            _TEXTURE_MEMO.pop(next(iter(_TEXTURE_MEMO)))
+        memo = field_.copy()
+        memo.setflags(write=False)
+        _TEXTURE_MEMO[(grid, key)] = (memo, rng.bit_generator.state)
+    return field_
+
+
+_TEXTURE_MEMO: dict = {}
+
+
+def _stream_key(rng: np.random.Generator) -> tuple | None:
+    """Hashable state of a PCG64 generator (the numpy default), else None."""
+    st = rng.bit_generator.state
+    if st.get("bit_generator") != "PCG64":
+        return None
+    return (st["state"]["state"], st["state"]["inc"], st["has_uint32"], st["uinteger"])
 
 
 def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Generator,
@@ -221,7 +361,6 @@ def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Gene
     x, z = _extended_xz(grid, pad_z, pad_x)
     props = props if props is not None else scene.properties(x, z)
     shape = x.shape
-    psf = psf_for(grid.probe)
 
     # 1. scatterers: echogenicity x texture x random phasors
     echo = props["echo"]
@@ -237,10 +376,7 @@ def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Gene
     amp = echo.astype(np.float32)
     sparse = props["density"] < 30
     if np.any(sparse):
-        # Scatterers per grid cell from scatterers per resolution cell.
-        spacing = grid.probe.line_spacing_mm(np.clip(z, 0, None), grid.n_lines)
-        cell = grid.dz * spacing / (FWHM ** 2 * psf.sigma_axial_mm *
-                                    psf.sigma_lateral_mm(np.clip(z, 0, None)))
+        cell = _cell_fraction(grid, pad_z, pad_x)
         lam = np.maximum(props["density"][sparse] * cell[sparse], 1e-3)
         counts = rng.poisson(lam).astype(np.float32)
         amp[sparse] *= np.sqrt(counts / lam)

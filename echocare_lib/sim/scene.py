@@ -13,7 +13,9 @@ scatterers; we need labelled, parameterised anatomy).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -88,18 +90,57 @@ class Shape(ABC):
         """Normalised radial coordinate of the points (x, z): < 1 inside."""
 
     def inside(self, x, z) -> np.ndarray:
+        """rho < 1 (Scene maps test rho < 1 directly: shapes define rho, not inside)."""
         return self.rho(x, z) < 1.0
 
     @abstractmethod
     def bbox(self) -> tuple[float, float, float, float]:
         """(xmin, xmax, zmin, zmax) in mm, conservative."""
 
+    def near(self, pad: float) -> "Shape":
+        """The shape to evaluate at points within its bounding box grown by ``pad`` mm, which
+        is where :class:`Scene` evaluates it. Wrappers whose only job is to restrict the
+        evaluation to such a box return their inner shape (see :class:`Float32Rho`)."""
+        return self
+
+
+@dataclass(frozen=True)
+class Float32Rho(Shape):
+    """``shape`` with its rho returned as float32 (optionally of float32 inputs): what a
+    box-restricting wrapper computes inside its box, without the wrapper's own windowing."""
+
+    shape: Shape
+    float32_inputs: bool = False
+
+    @property
+    def scale_mm(self) -> float:  # type: ignore[override]
+        return self.shape.scale_mm
+
+    def rho(self, x, z):
+        if self.float32_inputs:
+            x, z = np.asarray(x, np.float32), np.asarray(z, np.float32)
+        return np.asarray(self.shape.rho(x, z), np.float32)
+
+    def bbox(self):
+        return self.shape.bbox()
+
 
 def _rotate(x, z, cx, cz, angle_deg):
-    t = np.deg2rad(angle_deg)
-    c, s = np.cos(t), np.sin(t)
+    """Coordinates relative to (cx, cz) in the frame rotated by ``angle_deg`` (float64 for
+    a Python angle). The result broadcasts to the points' shape (for an x row and a z column
+    an unrotated frame stays a row and a column: shapes then do most work on vectors)."""
     dx, dz = x - cx, z - cz
+    if angle_deg == 0 and isinstance(angle_deg, (float, int)):
+        # cos 0 = 1, sin 0 = 0: c dx + s dz is exactly dx (in float64, like the product)
+        return np.asarray(dx, np.float64), np.asarray(dz, np.float64)
+    c, s = _cos_sin(angle_deg)
     return c * dx + s * dz, -s * dx + c * dz
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _cos_sin(angle_deg):
+    t = np.deg2rad(angle_deg)
+    return np.cos(t), np.sin(t)
 
 
 @dataclass(frozen=True)
@@ -203,6 +244,7 @@ class Polygon(Shape):
     def rho(self, x, z):
         from matplotlib.path import Path as _Path
 
+        x, z = np.broadcast_arrays(x, z)
         pts = np.stack([np.ravel(x), np.ravel(z)], axis=1)
         inside = _Path(np.asarray(self.vertices)).contains_points(pts).reshape(np.shape(x))
         return np.where(inside, 0.0, 2.0)
@@ -210,6 +252,34 @@ class Polygon(Shape):
     def bbox(self):
         v = np.asarray(self.vertices)
         return v[:, 0].min(), v[:, 0].max(), v[:, 1].min(), v[:, 1].max()
+
+
+def row_and_column(x: np.ndarray, z: np.ndarray) -> bool:
+    """True for the points of an axis-aligned grid passed as x (1, n) and z (m, 1), as
+    :meth:`Scene.properties` does on such grids: wrappers that evaluate a shape only near
+    it can then cut an index window instead of masking every point (see
+    :func:`box_window`)."""
+    return x.ndim == 2 and z.ndim == 2 and x.shape[0] == 1 and z.shape[1] == 1
+
+
+def box_window(x: np.ndarray, z: np.ndarray, box: tuple[float, float, float, float],
+               inner_rho, outside: float) -> np.ndarray:
+    """rho of a shape on the grid x (1, n) x z (m, 1), evaluated (``inner_rho``) only in
+    the index window of the points within ``box`` (x0, x1, z0, z1) and ``outside`` for
+    every other point, exactly as a point-by-point mask would give."""
+    x0, x1, z0, z1 = box
+    in_c = (x[0] >= x0) & (x[0] <= x1)
+    in_r = (z[:, 0] >= z0) & (z[:, 0] <= z1)
+    cols, rows = np.flatnonzero(in_c), np.flatnonzero(in_r)
+    out = np.full((z.shape[0], x.shape[1]), outside, np.float32)
+    if rows.size and cols.size:
+        r, c = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+        rho = inner_rho(x[:, c], z[r])
+        if rows.size == r.stop - r.start and cols.size == c.stop - c.start:
+            out[r, c] = rho
+        else:  # coordinates not monotone: the window holds points outside the box
+            out[r, c] = np.where(in_r[r, None] & in_c[None, c], rho, outside)
+    return out
 
 
 # --------------------------------------------------------------------------- scenes
@@ -244,53 +314,72 @@ class Scene:
         return names
 
     def properties(self, x: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
-        """Acoustic maps on the points (x, z): echo, atten, density, transmit, wall, texture."""
-        shape = np.broadcast(x, z).shape
-        bg = self.background
-        out = {
-            "echo": np.full(shape, bg.echo, np.float32),
-            "atten": np.full(shape, bg.atten, np.float32),
-            "density": np.full(shape, bg.density, np.float32),
-            "transmit": np.ones(shape, np.float32),
-            "wall": np.zeros(shape, np.float32),
-            "tex_contrast": np.full(shape, bg.texture[0], np.float32),
-            "tex_scale": np.full(shape, bg.texture[1], np.float32),
-        }
-        xf, zf = np.broadcast_arrays(x, z)
-        for obj in self.objects:
+        """Acoustic maps on the points (x, z): echo, atten, density, transmit, wall, texture.
+
+        Objects are painted in order into a map of which object is on top at each point;
+        the tissue maps are then looked up from it in one go. Boundary echoes and halos are
+        painted as they come (a later object hides those beneath it)."""
+        win = _windows(x, z)
+        top = np.zeros(win.shape, np.uint8 if len(self.objects) < 255 else np.uint16)
+        wall = np.zeros(win.shape, np.float32)
+        halo = None  # multiplicative echo factor of halos, made on the first one
+        walls = False  # any boundary echo painted so far (to be hidden under later objects)
+        for k, obj in enumerate(self.objects, 1):
             # Evaluate each object only inside its bounding box (plus its wall and halo):
-            # scenes with many small objects cost little more than empty ones.
-            pad = obj.tissue.wall[1] * 2 + obj.halo[1] + 1e-3
-            xmin, xmax, zmin, zmax = obj.shape.bbox()
-            sel = (xf >= xmin - pad) & (xf <= xmax + pad) & (zf >= zmin - pad) & (zf <= zmax + pad)
-            if not sel.any():
-                continue
-            rho = obj.shape.rho(xf[sel], zf[sel])
-            inside = rho < 1.0
+            # scenes with many small objects cost little more than empty ones. Bounding
+            # boxes are conservative, so only a wall echo or a halo (which extend outside
+            # the shape) need the points cut to the padded box exactly.
             t = obj.tissue
-            for key, value in (("echo", t.echo), ("atten", t.atten), ("density", t.density),
-                               ("tex_contrast", t.texture[0]), ("tex_scale", t.texture[1])):
-                view = out[key][sel]
-                view[inside] = value
-                out[key][sel] = view
-            wall = out["wall"][sel]
-            wall[inside] = 0.0  # an object on top hides the boundary echoes beneath it
-            tr = out["transmit"][sel]
-            tr[inside] = t.transmit  # the object on top decides what passes through here
-            out["transmit"][sel] = tr
-            dist = np.abs(rho - 1.0) * obj.shape.scale_mm
             amp, thick = t.wall
-            if amp > 0 and thick > 0:
-                w = np.exp(-0.5 * (dist / (thick / 2)) ** 2) * amp
-                wall = np.maximum(wall, w.astype(np.float32))
-            out["wall"][sel] = wall
             h_amp, h_width = obj.halo
-            if h_amp and h_width > 0:
+            has_wall, has_halo = amp > 0 and thick > 0, bool(h_amp) and h_width > 0
+            pad = thick * 2 + h_width + 1e-3
+            shape = obj.shape.near(pad)
+            found = win.evaluate(shape, pad, exact=has_wall or has_halo)
+            if found is None:
+                continue
+            box, sel, rho = found
+            inside = rho < 1.0
+            if inside.any():
+                top[box][inside] = k
+                if walls:
+                    wall[box][inside] = 0.0  # an object on top hides the echoes beneath it
+                if halo is not None:
+                    halo[box][inside] = 1.0
+            if not (has_wall or has_halo):
+                continue
+            dist = np.abs(rho - 1.0) * shape.scale_mm
+            if has_wall:
+                w = (np.exp(-0.5 * (dist / (thick / 2)) ** 2) * amp).astype(np.float32)
+                np.maximum(wall[box], w, out=wall[box], where=True if sel is None else sel)
+                walls = True
+            if has_halo:
                 ring = (rho >= 1.0) & (dist < h_width)
-                echo = out["echo"][sel]
-                echo[ring] = echo[ring] * (1 + h_amp)
-                out["echo"][sel] = echo
-        return out
+                if sel is not None:
+                    ring &= sel
+                if halo is None:
+                    halo = np.ones(win.shape, np.float32)
+                view = halo[box]
+                view[ring] = view[ring] * np.float32(1 + h_amp)
+        bg = self.background
+        tissues = [bg] + [o.tissue for o in self.objects]
+
+        def lookup(values) -> np.ndarray:  # take: a plain gather, far cheaper than lut[top]
+            return np.take(np.asarray(values, np.float32), top).reshape(win.points_shape)
+
+        echo = lookup([t.echo for t in tissues])
+        if halo is not None:
+            echo = echo * halo.reshape(win.points_shape)
+        return {
+            "echo": echo,
+            "atten": lookup([t.atten for t in tissues]),
+            "density": lookup([t.density for t in tissues]),
+            # nothing above the objects blocks the beam: the background transmits fully
+            "transmit": lookup([1.0] + [t.transmit for t in tissues[1:]]),
+            "wall": wall.reshape(win.points_shape),
+            "tex_contrast": lookup([t.texture[0] for t in tissues]),
+            "tex_scale": lookup([t.texture[1] for t in tissues]),
+        }
 
     def label_map(self, x: np.ndarray, z: np.ndarray, names: list[str] | None = None) -> np.ndarray:
         """Integer map: 0 background, k for the k-th name in ``names`` (default: all labels
@@ -298,19 +387,209 @@ class Scene:
         image; unlabelled objects leave the map unchanged."""
         names = names or self.label_names()
         lut = {n: i + 1 for i, n in enumerate(names)}
-        out = np.zeros(np.broadcast(x, z).shape, np.uint8)
+        win = _windows(x, z)
+        out = np.zeros(win.shape, np.uint8)
         for obj in self.objects:
             if obj.label not in lut:
                 continue
-            inside = obj.shape.inside(x, z)
-            if obj.label in lut:
-                out[inside] = lut[obj.label]
-        return out
+            # a shape lies within its (conservative) bounding box
+            found = win.evaluate(obj.shape.near(0.0), 0.0, exact=False)
+            if found is not None:
+                box, _, rho = found
+                view = out[box]
+                view[rho < 1.0] = lut[obj.label]
+        return out.reshape(win.points_shape)
 
     def mask(self, x, z, label: str) -> np.ndarray:
         """Binary mask of every object with this label (union), regardless of occlusion."""
-        m = np.zeros(np.broadcast(x, z).shape, bool)
+        win = _windows(x, z)
+        m = np.zeros(win.shape, bool)
         for obj in self.objects:
-            if obj.label == label:
-                m |= obj.shape.inside(x, z)
-        return m
+            if obj.label != label:
+                continue
+            found = win.evaluate(obj.shape.near(0.0), 0.0, exact=False)
+            if found is not None:
+                box, _, rho = found
+                view = m[box]
+                view |= rho < 1.0
+        return m.reshape(win.points_shape)
+
+
+def _nbytes(found) -> int:
+    if found is None:
+        return 0
+    _, sel, rho = found
+    return rho.nbytes + (0 if sel is None else sel.nbytes)
+
+
+def _full(a: np.ndarray, shape: tuple) -> np.ndarray:
+    return a if a.shape == shape else np.broadcast_to(a, shape)
+
+
+def _as_compared(t, cast) -> float:
+    """A bound as numpy compares it with coordinates of a float type ``cast`` (None: not a
+    float array): a Python scalar takes the array's precision (NEP 50: float32 for the beam
+    and pixel grids), a numpy scalar keeps its own. (The coordinates are exact as Python
+    floats, so bisect finds the same edges as the comparison would.)"""
+    if cast is not None and type(t) in (float, int):
+        return float(cast(t))
+    return float(t)
+
+
+def _monotone_extents(lo: np.ndarray, hi: np.ndarray, separable: bool):
+    """(lo, hi as lists, float type) for a binary search of a window's edges. Extents that
+    decrease somewhere are replaced by monotone envelopes (lo: running minimum from the end,
+    hi: running maximum): a window that may hold a few more points, which is exact because
+    points outside the box are cut by the mask or lie outside the (conservative) shape. The
+    rows and columns of a separable grid must not be widened: None unless monotone there."""
+    if not ((lo[1:] >= lo[:-1]).all() and (hi[1:] >= hi[:-1]).all()):
+        if separable:
+            return None
+        lo = np.minimum.accumulate(lo[::-1])[::-1]
+        hi = np.maximum.accumulate(hi)
+    return lo.tolist(), hi.tolist(), (lo.dtype.type if lo.dtype.kind == "f" else None)
+
+
+def _edges(search, lo: np.ndarray, hi: np.ndarray, t0, t1):
+    """(first, stop, count) of the indices whose extent [lo, hi] meets [t0, t1], or None."""
+    if search is not None:
+        lo_list, hi_list, cast = search
+        first = bisect_left(hi_list, _as_compared(t0, cast))
+        stop = bisect_right(lo_list, _as_compared(t1, cast))
+        return (first, stop, stop - first) if first < stop else None
+    idx = np.flatnonzero((hi >= t0) & (lo <= t1))
+    return (int(idx[0]), int(idx[-1]) + 1, idx.size) if idx.size else None
+
+
+_WINDOWS: dict = {}
+_MAX_GRIDS = 4  # cached grids (a cine loop uses two: beam grid and display pixels)
+_RHO_CACHE_BYTES = 16 << 20  # per grid: a frame's shapes or more (many at 64-128 px)
+_MISS = object()
+
+
+def _windows(x, z) -> "_Windows":
+    """:class:`_Windows` of a grid, cached for read-only coordinate arrays (the cached beam
+    and pixel grids): a cine loop samples every frame's scene on the same grids."""
+    if not (isinstance(x, np.ndarray) and isinstance(z, np.ndarray)
+            and not x.flags.writeable and not z.flags.writeable):
+        return _Windows(x, z)
+    key = (id(x), id(z))
+    hit = _WINDOWS.get(key)
+    if hit is not None and hit[0] is x and hit[1] is z:
+        return hit[2]
+    if len(_WINDOWS) >= _MAX_GRIDS:
+        _WINDOWS.clear()
+    win = _Windows(x, z, cache=True)
+    _WINDOWS[key] = (x, z, win)  # holds x and z: their ids cannot be reused meanwhile
+    return win
+
+
+class _Windows:
+    """The points of a grid that can lie in a box: a rectangular index window (slices:
+    views, no fancy indexing) and the coordinates to evaluate shapes on there.
+
+    Why: a scene is sampled on the whole beam (or pixel) grid for every object, and with
+    ~25 objects on a ~100 x 100 grid numpy's per-call overhead, strided views and full-grid
+    masks cost more than the arithmetic. On an axis-aligned grid (the beam grid of linear
+    probes, every display pixel grid) x depends only on the column and z only on the row:
+    the box is exactly an index window, and shapes get x as a row (1, n) and z as a column
+    (m, 1), so their first operations run on vectors and broadcasting yields contiguous
+    arrays. Sector grids (convex, phased) get contiguous copies of the window's points.
+    Other point sets (lists of points) are treated as a grid of one row."""
+
+    def __init__(self, x, z, cache: bool = False):
+        x, z = np.broadcast_arrays(np.asarray(x), np.asarray(z))
+        #: rho of shapes evaluated on this (read-only, cached) grid: the frames of a cine
+        #: loop repeat most of their shapes (layers, static anatomy, all of a CEUS plane)
+        self.cache: dict | None = {} if cache else None
+        self.cache_bytes = 0
+        self.points_shape = x.shape
+        if x.ndim != 2:
+            x, z = x.reshape(1, -1), z.reshape(1, -1)
+        self.x, self.z, self.shape = x, z, x.shape
+        self.grid = x.size > 0
+        self.separable = False
+        if self.grid:
+            self.separable = bool((x == x[:1]).all() and (z == z[:, :1]).all())
+            if self.separable:
+                self.xs, self.zs = x[0], z[:, 0]
+                self.x_lo = self.x_hi = self.xs
+                self.z_lo = self.z_hi = self.zs
+                self.increasing = bool((self.xs[1:] > self.xs[:-1]).all()
+                                       and (self.zs[1:] > self.zs[:-1]).all())
+                self.x_list, self.z_list = self.xs.tolist(), self.zs.tolist()
+                self.x_cast, self.z_cast = (a.dtype.type if a.dtype.kind == "f" else None
+                                            for a in (self.xs, self.zs))
+            else:
+                self.z_lo, self.z_hi = z.min(axis=1), z.max(axis=1)
+                self.x_lo, self.x_hi = x.min(axis=0), x.max(axis=0)
+            # per axis, extents that never decrease (sector grids: rows always, columns of
+            # convex probes) allow a binary search of the window's edges
+            self.row_search = _monotone_extents(self.z_lo, self.z_hi, self.separable)
+            self.col_search = _monotone_extents(self.x_lo, self.x_hi, self.separable)
+
+    def evaluate(self, shape: Shape, pad: float, exact: bool = True):
+        """(window, mask, rho) of ``shape`` on the points of :meth:`region`, or None.
+        rho is read-only: on a cached grid it is shared with later frames."""
+        key, hit = None, _MISS
+        if self.cache is not None:
+            key = (shape, pad, exact)
+            try:
+                hit = self.cache.get(key, _MISS)
+            except TypeError:  # a shape with unhashable fields: not cached
+                key = None
+            if hit is not _MISS:
+                return hit
+        out = None
+        region = self.region(shape.bbox(), pad, exact)
+        if region is not None:
+            box, xs, zs, sel = region
+            window = (box[0].stop - box[0].start, box[1].stop - box[1].start)
+            rho = _full(np.asarray(shape.rho(xs, zs)), window)
+            rho.setflags(write=False)
+            out = (box, sel, rho)
+        if key is not None:
+            self.cache[key] = out
+            self.cache_bytes += _nbytes(out)
+            while self.cache_bytes > _RHO_CACHE_BYTES and len(self.cache) > 1:
+                self.cache_bytes -= _nbytes(self.cache.pop(next(iter(self.cache))))  # oldest
+        return out
+
+    def region(self, bbox, pad: float, exact: bool = True):
+        """(window, x, z, mask) for the points within ``bbox`` grown by ``pad``, or None if
+        there are none. mask is None when every point of the window is in the padded box,
+        or when ``exact`` is False and the caller accepts extra points around it."""
+        xmin, xmax, zmin, zmax = bbox
+        x0, x1, z0, z1 = xmin - pad, xmax + pad, zmin - pad, zmax + pad
+        if not self.grid:
+            return None
+        if self.separable and self.increasing:  # binary search of the four edges
+            zt, xt = self.z_cast, self.x_cast
+            r0 = bisect_left(self.z_list, _as_compared(z0, zt))
+            r1 = bisect_right(self.z_list, _as_compared(z1, zt))
+            c0 = bisect_left(self.x_list, _as_compared(x0, xt))
+            c1 = bisect_right(self.x_list, _as_compared(x1, xt))
+            if r0 >= r1 or c0 >= c1:
+                return None
+            return ((slice(r0, r1), slice(c0, c1)), self.xs[None, c0:c1],
+                    self.zs[r0:r1, None], None)
+        rows = _edges(self.row_search, self.z_lo, self.z_hi, z0, z1)
+        cols = _edges(self.col_search, self.x_lo, self.x_hi, x0, x1)
+        if rows is None or cols is None:
+            return None
+        (r0, r1, n_rows), (c0, c1, n_cols) = rows, cols
+        box = (slice(r0, r1), slice(c0, c1))
+        if self.separable:
+            xs, zs = self.xs[None, c0:c1], self.zs[r0:r1, None]
+            if n_rows == r1 - r0 and n_cols == c1 - c0:  # monotone coordinates
+                return box, xs, zs, None
+            xw, zw = np.broadcast_arrays(xs, zs)
+        else:
+            xs = xw = np.ascontiguousarray(self.x[box])
+            zs = zw = np.ascontiguousarray(self.z[box])
+            if not exact:
+                return box, xs, zs, None
+        sel = (xw >= x0) & (xw <= x1) & (zw >= z0) & (zw <= z1)
+        if not sel.any():
+            return None
+        return box, xs, zs, (None if sel.all() else sel)

@@ -16,7 +16,8 @@ QUIET = Processing(noise_db=-300, tgc_match=0.0)
 def physics_check(seed: int = 0, probes: tuple[tuple[float, float], ...] = ((5.0, 2.0), (3.0, 1.5),
                                                                           (7.5, 3.0))) -> pd.DataFrame:
     """Speckle SNR and speckle size at the focus of a homogeneous phantom, per probe, next to
-    the theoretical values (Rayleigh SNR 1.913; intensity-autocovariance FWHM = 2.355 sigma)."""
+    the theoretical values (Rayleigh SNR 1.913; speckle size = FWHM of the intensity
+    autocovariance: axially that of the pulse-echo spectrum, laterally 2.355 sigma)."""
     rows = []
     scene = Scene(background=TISSUES["soft"].with_(atten=0.0))
     for f0, fnum in probes:
@@ -32,7 +33,7 @@ def physics_check(seed: int = 0, probes: tuple[tuple[float, float], ...] = ((5.0
         name = f"{f0:g} MHz, F# {fnum:g}"
         for quantity, theory, measured in [
             ("envelope SNR", RAYLEIGH_SNR, envelope_snr(band)),
-            ("axial speckle size (mm)", 2.355 * psf.sigma_axial_mm, ax),
+            ("axial speckle size (mm)", psf.axial_speckle_mm, ax),
             ("lateral speckle size (mm)", 2.355 * psf.sigma_lateral_focus_mm, lat),
         ]:
             rows.append({"probe": name, "quantity": quantity, "theory": theory,

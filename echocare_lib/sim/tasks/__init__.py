@@ -77,7 +77,9 @@ def generate(task: str, n: int, *, size: int, seed: int = 0, split: str = "train
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(n_jobs, mp_context=ctx) as pool:
             out = []
-            for sample in pool.map(_one, jobs, chunksize=max(1, n // (4 * n_jobs))):
+            # ~16 chunks per worker: large enough to amortise the transfers, small enough
+            # that the last ones do not leave a worker idle for long (a cine sample ~60 ms)
+            for sample in pool.map(_one, jobs, chunksize=max(1, n // (16 * n_jobs))):
                 out.append(sample)
                 bar.update()
     bar.close()

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..devices import device_style
 from ..render import acquire, as_image, frame_meta
-from ..scene import TISSUES, Blob, Ellipse, Layer, Scene, Shape, Tissue
+from ..scene import (TISSUES, Blob, Ellipse, Float32Rho, Layer, Scene, Shape, Tissue,
+                     box_window, row_and_column)
 
 CLASSES = ["BI-RADS 2", "BI-RADS 3", "BI-RADS 4", "BI-RADS 5"]
 DEVICES = (["high_end", "mid_range", "legacy_sepia", "low_end"], [0.15, 0.4, 0.25, 0.2])
@@ -143,10 +144,17 @@ class Boxed(Shape):
     def bbox(self):
         return self.shape.bbox()
 
+    def near(self, pad: float) -> Shape:
+        # Scene already evaluates only within bbox +- pad: no need to window again there
+        return Float32Rho(self.shape, float32_inputs=True) if pad <= self.margin_mm else self
+
     def rho(self, x, z):
-        x, z = np.broadcast_arrays(np.asarray(x, np.float32), np.asarray(z, np.float32))
+        x, z = np.asarray(x, np.float32), np.asarray(z, np.float32)
         x0, x1, z0, z1 = self.shape.bbox()
         m = self.margin_mm
+        if row_and_column(x, z):  # axis-aligned grid: x a row, z a column
+            return box_window(x, z, (x0 - m, x1 + m, z0 - m, z1 + m), self.shape.rho, 10.0)
+        x, z = np.broadcast_arrays(x, z)
         sel = (x >= x0 - m) & (x <= x1 + m) & (z >= z0 - m) & (z <= z1 + m)
         out = np.full(x.shape, 10.0, np.float32)
         if sel.any():
@@ -174,8 +182,8 @@ class Union(Shape):
                 float(b[:, 3].max()))
 
     def rho(self, x, z):
-        x, z = np.broadcast_arrays(np.asarray(x, np.float32), np.asarray(z, np.float32))
-        out = np.full(x.shape, 10.0, np.float32)
+        x, z = np.asarray(x, np.float32), np.asarray(z, np.float32)
+        out = np.full(np.broadcast_shapes(x.shape, z.shape), 10.0, np.float32)
         for s in self.shapes:
             out = np.minimum(out, Boxed(s, self.margin_mm).rho(x, z))
         return out

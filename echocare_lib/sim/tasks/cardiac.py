@@ -26,6 +26,7 @@ thinner-walled, hypokinetic ventricles (with overlap: size alone does not give t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -72,9 +73,11 @@ class TruncatedEllipse(Shape):
     def b(self) -> float:
         return self.length / (1.0 + self.t)
 
-    @property
-    def centre(self) -> np.ndarray:
-        return np.asarray(self.tip) + np.asarray(self.axis) * self.b
+    @cached_property
+    def centre(self) -> np.ndarray:  # cached: every evaluation of the shape needs it
+        c = np.asarray(self.tip) + np.asarray(self.axis) * self.b
+        c.setflags(write=False)
+        return c
 
     @property
     def plane_mid(self) -> np.ndarray:
@@ -93,9 +96,14 @@ class TruncatedEllipse(Shape):
         t = self.t
         return self.a * self.b * (np.pi / 2 + np.arcsin(t) + t * np.sqrt(1 - t * t))
 
-    def local(self, x, z) -> tuple[np.ndarray, np.ndarray]:
+    @cached_property
+    def _frame(self) -> tuple[float, float, float, float]:
         ex, ez = (float(v) for v in self.axis)
         cx, cz = (float(v) for v in self.centre)
+        return ex, ez, cx, cz
+
+    def local(self, x, z) -> tuple[np.ndarray, np.ndarray]:
+        ex, ez, cx, cz = self._frame
         dx, dz = x - cx, z - cz
         return dx * ez - dz * ex, dx * ex + dz * ez  # (lateral u, axial v)
 
@@ -106,9 +114,12 @@ class TruncatedEllipse(Shape):
         return np.maximum(r, v / max(self.t * b, 1e-3))
 
     def bbox(self):
-        r = max(self.a, self.b)
-        cx, cz = self.centre
-        return cx - r, cx + r, cz - r, cz + r
+        # the whole (untruncated) ellipse's box, rotated: x = cx + u ez + v ex and
+        # z = cz - u ex + v ez with (u / a)^2 + (v / b)^2 <= 1; 1e-4 mm spare for rounding
+        ex, ez, cx, cz = self._frame
+        hx = float(np.hypot(self.a * ez, self.b * ex)) + 1e-4
+        hz = float(np.hypot(self.a * ex, self.b * ez)) + 1e-4
+        return cx - hx, cx + hx, cz - hz, cz + hz
 
     def grown(self, w: float) -> "TruncatedEllipse":
         """Same centre and cut plane, half-axes grown by ``w`` mm (a wall of thickness ~w)."""
@@ -125,11 +136,21 @@ def _wall_for_area(inner: TruncatedEllipse, area: float) -> float:
     base = inner.area()
     for _ in range(24):
         mid = 0.5 * (lo + hi)
-        if inner.grown(mid).area() - base < area:
+        if _grown_area(inner, mid) - base < area:
             lo = mid
         else:
             hi = mid
     return 0.5 * (lo + hi)
+
+
+def _grown_area(inner: TruncatedEllipse, w: float) -> float:
+    """``inner.grown(w).area()`` with the same float operations, without building the shape
+    (the bisection above runs for every cine frame)."""
+    b_new = inner.b + w
+    cut = inner.t * inner.b
+    a, length, t = inner.a + w, b_new + cut, cut / b_new
+    b = length / (1.0 + t)
+    return a * b * (np.pi / 2 + np.arcsin(t) + t * np.sqrt(1 - t * t))
 
 
 def _leaflet(hinge: np.ndarray, direction: np.ndarray, length: float) -> Ellipse:
@@ -317,7 +338,11 @@ def heart_scene(p: HeartParams, c: float, mitral_open: float, tricuspid_open: fl
 def camus_labels(frame, scene: Scene) -> np.ndarray:
     """CAMUS label map (0 bg, 1 LV, 2 myocardium, 3 LA) with the image's occlusion order."""
     names = scene.label_names()
-    full = frame.label_map(scene, names)
+    # Objects before the first CAMUS structure can only leave labels that map to background
+    # or be painted over: the map is the same without them (and cheaper, every frame).
+    first = next((i for i, o in enumerate(scene.objects) if o.label in LABEL_NAMES),
+                 len(scene.objects))
+    full = frame.label_map(Scene(scene.background, scene.objects[first:], scene.name), names)
     lut = np.zeros(len(names) + 1, np.uint8)
     for k, name in enumerate(LABEL_NAMES, start=1):
         if name in names:

@@ -27,6 +27,7 @@ the cine, as CEUS scanners show both side by side.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -333,10 +334,20 @@ def _phase(t: float) -> str:
 
 def _lesion_mean(scene: Scene, blob: Blob) -> float:
     """Mean displayed perfusion inside the lesion (on a coarse grid of interior points)."""
+    x, z, inside = _lesion_grid(blob)
+    return float(scene.properties(x, z)["echo"][inside].mean())
+
+
+@lru_cache(maxsize=8)
+def _lesion_grid(blob: Blob) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The coarse grid over a lesion and its interior points; read-only and cached, so the
+    scene sampling reuses its work on the static shapes from frame to frame."""
     u = np.linspace(-0.8, 0.8, 9)
     x, z = np.meshgrid(blob.cx + u * blob.r0, blob.cz + u * blob.r0 * blob.aspect)
     inside = blob.inside(x, z)
-    return float(scene.properties(x[inside], z[inside])["echo"].mean())
+    for a in (x, z, inside):
+        a.setflags(write=False)
+    return x, z, inside
 
 
 def sample_liver_ceus(rng: np.random.Generator, *, size: int, index: int, split: str) -> dict:

@@ -28,7 +28,8 @@ import numpy as np
 from ..devices import device_style
 from ..physics import Frame, decorrelate
 from ..render import acquire, as_image, frame_meta
-from ..scene import TISSUES, Blob, Ellipse, Layer, Scene, Shape, Tissue, _rotate
+from ..scene import (TISSUES, Blob, Ellipse, Float32Rho, Layer, Scene, Shape, Tissue,
+                     _rotate, box_window, row_and_column)
 
 # --------------------------------------------------------------------------- tissues
 AIR = Tissue("air", echo=0.4, atten=0.6, transmit=0.3, density=8, wall=(5.0, 0.7))
@@ -93,10 +94,16 @@ class Local(Shape):
     def bbox(self):
         return self.inner.bbox()
 
+    def near(self, pad: float) -> Shape:
+        # Scene already evaluates only within bbox +- pad: no need to window again there
+        return Float32Rho(self.inner) if pad <= self.pad else self
+
     def rho(self, x, z):
         x, z = np.asarray(x), np.asarray(z)
         x0, x1, z0, z1 = self.inner.bbox()
         p = self.pad
+        if row_and_column(x, z):  # axis-aligned grid (Scene passes x as a row, z as a column)
+            return box_window(x, z, (x0 - p, x1 + p, z0 - p, z1 + p), self.inner.rho, FAR)
         if x.ndim != 2 or x.shape != z.shape:
             x, z = np.broadcast_arrays(x, z)
             sel = (x >= x0 - p) & (x <= x1 + p) & (z >= z0 - p) & (z <= z1 + p)
@@ -109,8 +116,11 @@ class Local(Shape):
         cols = np.flatnonzero((xhi >= x0 - p) & (xlo <= x1 + p))
         out = np.full(x.shape, FAR, np.float32)
         if rows.size and cols.size:
+            # the window of a sector grid also holds points outside the padded box: FAR there
             win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-            out[win] = self.inner.rho(x[win], z[win])
+            xw, zw = x[win], z[win]
+            near = (xw >= x0 - p) & (xw <= x1 + p) & (zw >= z0 - p) & (zw <= z1 + p)
+            out[win] = np.where(near, self.inner.rho(xw, zw), FAR)
         return out
 
 
@@ -741,11 +751,16 @@ def sample_thyroid_nodule_cine_cls(rng: np.random.Generator, *, size: int, index
         fr = acquire(scene, np.random.default_rng(tex_seed), device=dev, size=size,
                      proc_changes=proc, speckle=speckle, **args)
         speckle = fr.beam.speckle
-        lm, names = visible_labels(fr, scene)
         frames.append(fr.image)
-        masks.append(class_map(lm, names, [("thyroid nodule",)]))
-        if len(frames) == n_t // 2 + 1:
+        if len(frames) == n_t // 2 + 1:  # the representative frame: every structure
+            lm, names = visible_labels(fr, scene)
             mid_frame, mid_lm, mid_names = fr, lm, names
+        else:  # the nodule mask only: objects painted before the nodule cannot change it
+            names = scene.label_names()
+            first = next((i for i, o in enumerate(scene.objects)
+                          if o.label == "thyroid nodule"), len(scene.objects))
+            lm = fr.label_map(Scene(scene.background, scene.objects[first:], scene.name), names)
+        masks.append(class_map(lm, names, [("thyroid nodule",)]))
     frames_a = np.stack([as_image(f) for f in frames])
     masks_a = np.stack(masks).astype(np.uint8)
     pid = _patient(index, f"aimi-{split}-", every=4)
