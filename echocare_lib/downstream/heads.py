@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..models.decoders import UnetrPath
 from .zoo import encoder_channels
 
 
@@ -33,13 +34,8 @@ class SegmentationHead(nn.Module):
         from monai.networks.blocks import (UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock,
                                            UnetrUpBlock)
 
-        c, w = stage_channels, width
-        self.enc = nn.ModuleList(
-            UnetrBasicBlock(2, ci, w * 2 ** i, kernel_size=3, stride=1, norm_name=norm,
-                            res_block=True) for i, ci in enumerate(c))
-        self.up = nn.ModuleList(
-            UnetrUpBlock(2, w * 2 ** (i + 1), w * 2 ** i, kernel_size=3, upsample_kernel_size=2,
-                         norm_name=norm, res_block=True) for i in reversed(range(len(c) - 1)))
+        w = width
+        self.path = UnetrPath(stage_channels, w, norm)
         self.to_half = UnetrPrUpBlock(2, w, w, num_layer=0, kernel_size=3, stride=1,
                                       upsample_kernel_size=2, norm_name=norm, conv_block=True,
                                       res_block=True)  # stride 4 -> 2
@@ -50,11 +46,7 @@ class SegmentationHead(nn.Module):
         self.out = UnetOutBlock(2, w, n_classes)
 
     def forward(self, features: list[torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        skips = [enc(f) for enc, f in zip(self.enc, features)]
-        x = skips[-1]
-        for up, skip in zip(self.up, reversed(skips[:-1])):
-            x = up(x, skip)
-        x = self.final(self.to_half(x), self.image_skip(image))
+        x = self.final(self.to_half(self.path(features)), self.image_skip(image))
         return self.out(x)
 
 

@@ -31,26 +31,44 @@ class SimMIMDecoder(nn.Module):
         return torch.sigmoid(self.shuffle(self.proj(features[-1])))
 
 
+class UnetrPath(nn.Module):
+    """The SwinUNETR-style multi-scale path from MONAI blocks: one residual block per encoder
+    stage (SwinUNETR's encoder2..encoder10), then x2 upsampling fused with the next finer stage
+    (decoder5..decoder2). Returns features at the finest stage's stride, ``width`` channels.
+    Shared by the MIM decoder here and the segmentation head of ``downstream.heads``."""
+
+    def __init__(self, stage_channels: tuple[int, ...], width: int, norm: str = "instance") -> None:
+        super().__init__()
+        # MONAI is imported here, not at module level: it costs seconds per process start
+        # and only the UNETR-style modules need it.
+        from monai.networks.blocks import UnetrBasicBlock, UnetrUpBlock
+
+        c, w = stage_channels, width
+        self.enc = nn.ModuleList(
+            UnetrBasicBlock(2, ci, w * 2 ** i, kernel_size=3, stride=1, norm_name=norm,
+                            res_block=True) for i, ci in enumerate(c))
+        self.up = nn.ModuleList(
+            UnetrUpBlock(2, w * 2 ** (i + 1), w * 2 ** i, kernel_size=3, upsample_kernel_size=2,
+                         norm_name=norm, res_block=True) for i in reversed(range(len(c) - 1)))
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        skips = [enc(f) for enc, f in zip(self.enc, features)]
+        x = skips[-1]
+        for up, skip in zip(self.up, reversed(skips[:-1])):
+            x = up(x, skip)
+        return x
+
+
 class UNETRDecoder(nn.Module):
     """Stage-4 -> stage-1 upsampling path with skips from stages 3..1, then x4 to pixels."""
 
     def __init__(self, stage_channels: tuple[int, ...], patch_size: int = 4,
                  out_chans: int = 1, width: int | None = None, norm: str = "instance") -> None:
         super().__init__()
-        # MONAI is imported here, not at module level: it costs seconds per process start
-        # and only this decoder needs it.
-        from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock, UnetrUpBlock
+        from monai.networks.blocks import UnetOutBlock, UnetrPrUpBlock
 
-        c = stage_channels
-        w = width or c[0]
-        # One residual block per stage (SwinUNETR's encoder2..encoder10), to decoder widths.
-        self.enc = nn.ModuleList(
-            UnetrBasicBlock(2, ci, w * 2 ** i, kernel_size=3, stride=1, norm_name=norm,
-                            res_block=True) for i, ci in enumerate(c))
-        # Upsample x2 and fuse with the next finer stage (SwinUNETR's decoder5..decoder2).
-        self.up = nn.ModuleList(
-            UnetrUpBlock(2, w * 2 ** (i + 1), w * 2 ** i, kernel_size=3, upsample_kernel_size=2,
-                         norm_name=norm, res_block=True) for i in reversed(range(len(c) - 1)))
+        w = width or stage_channels[0]
+        self.path = UnetrPath(stage_channels, w, norm)
         # From stride `patch_size` to pixels without a skip: transposed convolutions only.
         n_up = max(0, (patch_size.bit_length() - 1) - 1)  # x2 per layer after the first x2
         self.to_pixels = UnetrPrUpBlock(2, w, w, num_layer=n_up, kernel_size=3, stride=1,
@@ -59,11 +77,7 @@ class UNETRDecoder(nn.Module):
         self.out = UnetOutBlock(2, w, out_chans)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        skips = [enc(f) for enc, f in zip(self.enc, features)]
-        x = skips[-1]
-        for up, skip in zip(self.up, reversed(skips[:-1])):
-            x = up(x, skip)
-        return torch.sigmoid(self.out(self.to_pixels(x)))
+        return torch.sigmoid(self.out(self.to_pixels(self.path(features))))
 
 
 def build_decoder(kind: str, stage_channels: tuple[int, ...], *, patch_size: int,

@@ -34,7 +34,7 @@ from .devices import DEVICE_STYLES, apply_tint, device_style
 from .geometry import Display, Probe
 from .overlay import burn_in
 from .render import sample_rng
-from .tasks import task_spec
+from .tasks import map_jobs, task_spec
 
 #: Countries of EchoAtlas's sources (paper Fig. 2 / Table 5), used to label simulated sources.
 COUNTRIES = ("China", "United States", "Netherlands", "Spain", "Brazil", "Egypt", "India",
@@ -408,21 +408,5 @@ def pretraining_samples(n: int, *, size: int, seed: int = 0, families=None, spli
     bit for bit; ``split="test"`` gives a disjoint held-out set."""
     fams = list(families or FAMILIES)
     jobs = [(fams[i % len(fams)], seed, split, i, size) for i in range(n)]
-    bar = tqdm(total=n, desc=f"simulating pretraining images ({split})", unit="img",
-               leave=False, disable=not progress)
-    out = []
-    if n_jobs <= 1 or n < 2 * n_jobs:
-        for job in jobs:
-            out.append(_pretraining_one(job))
-            bar.update()
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(n_jobs, mp_context=ctx) as pool:
-            for sample in pool.map(_pretraining_one, jobs, chunksize=max(1, n // (4 * n_jobs))):
-                out.append(sample)
-                bar.update()
-    bar.close()
-    return out
+    return map_jobs(_pretraining_one, jobs, n_jobs,
+                    desc=f"simulating pretraining images ({split})", progress=progress)

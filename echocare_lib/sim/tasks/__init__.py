@@ -63,12 +63,17 @@ def generate(task: str, n: int, *, size: int, seed: int = 0, split: str = "train
         raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
     task_spec(task)  # unknown task names fail here, with the list of known ones
     jobs = [(task, seed, split, i, size) for i in range(start, start + n)]
-    bar = tqdm(total=n, desc=f"simulating {task} ({split})", unit="img", leave=False,
-               disable=not progress)
-    if n_jobs == 1 or n < 2 * n_jobs:
+    return map_jobs(_one, jobs, n_jobs, desc=f"simulating {task} ({split})", progress=progress)
+
+
+def map_jobs(fn, jobs: list, n_jobs: int, *, desc: str, progress: bool) -> list:
+    """``[fn(job) for job in jobs]``, in order, on ``n_jobs`` worker processes when worth it."""
+    n = len(jobs)
+    bar = tqdm(total=n, desc=desc, unit="img", leave=False, disable=not progress)
+    if n_jobs <= 1 or n < 2 * n_jobs:
         out = []
         for job in jobs:
-            out.append(_one(job))
+            out.append(fn(job))
             bar.update()
     else:
         import multiprocessing as mp
@@ -79,7 +84,7 @@ def generate(task: str, n: int, *, size: int, seed: int = 0, split: str = "train
             out = []
             # ~16 chunks per worker: large enough to amortise the transfers, small enough
             # that the last ones do not leave a worker idle for long (a cine sample ~60 ms)
-            for sample in pool.map(_one, jobs, chunksize=max(1, n // (16 * n_jobs))):
+            for sample in pool.map(fn, jobs, chunksize=max(1, n // (16 * n_jobs))):
                 out.append(sample)
                 bar.update()
     bar.close()
