@@ -24,6 +24,11 @@ thyroid_nodule_cine_cls      ``Thyroid Cine-Clip`` (or ``ThyroidCineClip``,
                              ``Stanford-AIMI-thyroid-cine``, ``stanford_thyroid``)
 breast_birads                ``BRA-BUS`` (or ``BUS-BRA``)
 liver_lesion_ceus            ``SYSU-FLL-CEUS`` (import layout: official layout unavailable)
+fetal_4ch_detection          ``FOCUS``
+echo_ef                      ``CAMUS``
+fetal_brain_landmarks        ``BrainBenchmark`` (or ``BrainLandmark``,
+                             ``Fetal Brain Landmarks``; import layout: official layout
+                             unavailable)
 ===========================  ==============================================================
 """
 from __future__ import annotations
@@ -36,8 +41,11 @@ from ._common import (DataFormatError, DataNotFoundError, ReaderWarning, ReadRes
                       load_gray, to_gray01)
 from .abdomenus import read_abdomenus
 from .aimi_thyroid_cine import read_aimi_thyroid_cine
+from .brain_landmarks import read_brain_landmarks
 from .busbra import read_busbra
+from .camus import read_camus
 from .ddti import read_ddti
+from .focus import read_focus
 from .musv import read_musv
 from .splits import patient_split
 from .sysu_fll_ceus import read_sysu_fll_ceus
@@ -45,7 +53,8 @@ from .sysu_fll_ceus import read_sysu_fll_ceus
 __all__ = ["READERS", "FOLDERS", "DataNotFoundError", "DataFormatError", "ReaderWarning",
            "ReadResult", "Skipped", "read_task", "dataset_dir", "patient_split", "read_ddti",
            "read_musv", "read_abdomenus", "read_aimi_thyroid_cine", "read_busbra",
-           "read_sysu_fll_ceus", "load_gray", "to_gray01"]
+           "read_sysu_fll_ceus", "read_focus", "read_camus", "read_brain_landmarks",
+           "load_gray", "to_gray01"]
 
 #: simulator task name -> reader
 READERS = {
@@ -55,6 +64,9 @@ READERS = {
     "thyroid_nodule_cine_cls": read_aimi_thyroid_cine,
     "breast_birads": read_busbra,
     "liver_lesion_ceus": read_sysu_fll_ceus,
+    "fetal_4ch_detection": read_focus,
+    "echo_ef": read_camus,
+    "fetal_brain_landmarks": read_brain_landmarks,
 }
 
 #: task -> (data set, accepted folder names; the first is the documented one)
@@ -67,10 +79,14 @@ FOLDERS = {
                                  "Stanford-AIMI-thyroid-cine", "stanford_thyroid")),
     "breast_birads": ("BUS-BRA", ("BRA-BUS", "BUS-BRA")),
     "liver_lesion_ceus": ("SYSU-FLL-CEUS", ("SYSU-FLL-CEUS",)),
+    "fetal_4ch_detection": ("FOCUS", ("FOCUS",)),
+    "echo_ef": ("CAMUS", ("CAMUS",)),
+    "fetal_brain_landmarks": ("BrainBenchmark (fetal brain landmarks)",
+                              ("BrainBenchmark", "BrainLandmark", "Fetal Brain Landmarks")),
 }
 
 #: where each data set comes from, for the error message, when data_manifests/table6_links.csv
-#: does not list it (it lists none of these six). Sources: the authors' pages/repositories named.
+#: does not list it (it lists none of these). Sources: the authors' pages/repositories named.
 SOURCES = {
     "thyroid_nodule_seg": "DDTI: Pedraza et al., 'An open access thyroid ultrasound image "
                           "database', Proc. SPIE 9287 (2015), Universidad Nacional de Colombia",
@@ -83,6 +99,13 @@ SOURCES = {
                      "wgomezf/BUS-BRA)",
     "liver_lesion_ceus": "announced by Sun Yat-sen University (Liang et al., IEEE TMI 2016); "
                          "no public download found",
+    "fetal_4ch_detection": "Zenodo doi:10.5281/zenodo.14597550 (FOCUS; named by the authors' "
+                           "repository szuboy/FOCUS-dataset)",
+    "echo_ef": "CAMUS challenge, CREATIS (Leclerc et al., IEEE TMI 2019): "
+               "https://www.creatis.insa-lyon.fr/Challenge/camus/ (account needed; current "
+               "release database_nifti/ + database_split/)",
+    "fetal_brain_landmarks": "no public release format found (shared/DATASETS.md); "
+                             "BrainBenchmark/ holds this project's import layout",
 }
 
 
