@@ -56,6 +56,12 @@ class Profile:
     #: Simulated raw corpus for the curation notebook: sources x files per source.
     corpus_sources: int = 9
     corpus_images_per_source: int = 6
+    #: "full": fine-tune encoder and head (the paper); "frozen": train the head on frozen
+    #: encoder features (see ``downstream.finetune``).
+    finetune_mode: str = "full"
+    #: segmentation head: "unetr" (to full resolution, image skip) or "unetr-lite" (stride-4
+    #: logits upsampled; see ``downstream.heads``).
+    seg_head: str = "unetr"
     #: "auto" picks CUDA when available, else CPU.
     device: str = "auto"
     num_workers: int = 0
@@ -126,9 +132,14 @@ PROFILES: dict[str, Profile] = {
         weight_decay=0.05,
         drop_path_rate=0.1,
         mask_ratio=0.5,
-        n_trials=5,
+        # Frozen-encoder adaptation (downstream.finetune): ten applications x three encoders x
+        # six trials fit on two cores only this way; six trials is the fewest with which the
+        # two-sided Wilcoxon signed-rank test can reach p < 0.05 (2/2^6 = 0.031).
+        n_trials=6,
         finetune_epochs=8,
         finetune_batch_size=32,
+        finetune_mode="frozen",
+        seg_head="unetr-lite",
         sim_train_size=240,
         sim_test_size=120,
         train_fractions=(0.1, 0.25, 0.5, 1.0),

@@ -11,6 +11,8 @@ from echocare_lib.downstream import TASKS, build_encoder, get_task
 from echocare_lib.downstream.finetune import (FinetuneConfig, ResultStore, assert_no_leak,
                                               finetune, predict, split_by_patient,
                                               subsample_patients)
+from echocare_lib.downstream.finetune import encode_frozen, predict_encoded, take_encoded
+from echocare_lib.downstream.heads import DownstreamModel
 from echocare_lib.downstream.trials import evaluate
 from echocare_lib.downstream.zoo import EFFNET_LITE0_SHA256
 from echocare_lib.figures import load_catalogue
@@ -88,14 +90,17 @@ def test_scratch_encoder_and_unknown_names():
         build_encoder("nonexistent-model", profile="smoke")
 
 
-@pytest.mark.parametrize("kind", ["classification", "segmentation"])
-def test_finetune_learns_a_separable_task(kind):
+@pytest.mark.parametrize("kind,mode,seg_head", [
+    ("classification", "full", "unetr"), ("segmentation", "full", "unetr"),
+    ("classification", "frozen", "unetr"), ("segmentation", "frozen", "unetr-lite")])
+def test_finetune_learns_a_separable_task(kind, mode, seg_head):
     s = _samples(size=64)
     task = get_task("thyroid_nodule_cine_cls" if kind == "classification" else "thyroid_nodule_seg")
     kept, held = split_by_patient(s, 0.3, seed=0)
     cfg = FinetuneConfig(epochs=12, batch_size=8, lr_encoder=1e-3, lr_head=1e-2, patience=12,
-                         use_frames=False)
+                         use_frames=False, mode=mode, seg_head=seg_head)
     enc = build_encoder("scratch", profile="smoke")
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
     model, info = finetune(enc, kind, 2, [s[i] for i in kept], [s[i] for i in held], cfg, 0,
                            lambda p, v: evaluate(task, p, v)[task.primary])
     test = _samples(n_patients=4, size=64, seed=9)
@@ -106,6 +111,24 @@ def test_finetune_learns_a_separable_task(kind):
     else:
         assert res["DSC"] > 0.8
     assert info["best_epoch"] >= 0 and info["train_images_per_s"] > 0
+    after = model.encoder.state_dict()
+    unchanged = all(torch.equal(before[k], after[k]) for k in before)
+    assert unchanged == (mode == "frozen")  # frozen: the encoder is exactly as it was
+
+
+def test_frozen_trials_share_encodings_and_match_a_plain_forward():
+    s = _samples(size=64)
+    enc = build_encoder("scratch", profile="smoke")
+    model = DownstreamModel(enc, "segmentation", 2, "unetr-lite").eval()
+    x = torch.as_tensor(np.stack([t["image"] for t in s]))
+    encoded = encode_frozen(model, x, batch_size=3)
+    torch.testing.assert_close(predict_encoded(model, x, encoded), predict(model, x))
+    sub = take_encoded(encoded, [1, 4])
+    assert [f.shape[0] for f in sub.features] == [2] * 4
+    with pytest.raises(ValueError, match="mode"):
+        FinetuneConfig(epochs=1, batch_size=2, mode="linear")
+    with pytest.raises(ValueError, match="seg_head"):
+        DownstreamModel(enc, "segmentation", 2, "deeplab")
 
 
 def test_result_store_caches_by_config_hash(tmp_path):

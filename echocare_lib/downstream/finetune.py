@@ -5,9 +5,20 @@ Protocol (paper section 4.1/4.4, scaled by the profile):
 * the task's train split is split again at **patient level** into fine-tuning and validation
   (80:20); the test split is never touched until the end (``splits.assert_no_leak`` checks);
 * ``train_fraction`` < 1 keeps that fraction of the training *patients* (Fig. 8);
-* AdamW, a few epochs (``profile.finetune_epochs``), the whole network trained, the head at a
-  10x higher learning rate than the pretrained encoder; after each epoch the validation metric
-  is computed and the best epoch's weights are kept (early stopping with patience);
+* AdamW, a few epochs (``profile.finetune_epochs``), the head at a 10x higher learning rate
+  than the pretrained encoder; after each epoch the validation metric is computed and the best
+  epoch's weights are kept (early stopping with patience);
+* ``mode="full"`` (the paper, section 4.1) trains the whole network. ``mode="frozen"`` keeps the
+  encoder fixed and trains only the head on features computed once per image (a linear probe on
+  the pooled feature for classification, the UNETR decoder on the four frozen stages for
+  segmentation): the standard frozen-backbone evaluation of a foundation model's features, and
+  the only protocol that fits ten applications x three encoders x several trials into the
+  ``cpu`` profile's budget on two cores (``profile.finetune_mode`` chooses);
+* detection (ellipses fitted to the segmentation model's masks), landmarks (heatmaps, MSE
+  against Gaussians) and EF regression (per-frame pooled features and a temporal head; random
+  clips in training, all clips averaged in evaluation) run through the same loop in both
+  modes; see ``heads.DownstreamModel``. Model selection maximises the validation score, or
+  minimises it for lower-is-better primaries (``higher_is_better=False``: MRE, MAE);
 * every trial has its own seed (``trial_seed``), which decides the validation split, the
   fraction subsample, the head's initialisation and the batch order.
 
@@ -30,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .heads import DownstreamModel
+from .heads import DownstreamModel, gaussian_heatmaps_torch
 
 
 def trial_seed(seed: int, trial: int) -> int:
@@ -71,19 +82,51 @@ def assert_no_leak(train: list[dict], test: list[dict]) -> None:
                              f"{sorted(both)[:3]}")
 
 
+MODES = ("full", "frozen")
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     epochs: int
     batch_size: int
     lr_encoder: float = 2e-4
     lr_head: float = 2e-3
+    #: the head's rate when the encoder is frozen: a head alone on fixed features tolerates
+    #: (and within a few epochs needs) a higher rate; 1e-2 beat 2e-3 on breast BI-RADS and
+    #: thyroid-nodule segmentation (cpu profile, ImageNet and EchoCare encoders alike)
+    lr_head_frozen: float = 1e-2
     weight_decay: float = 0.05
     val_fraction: float = 0.2
     patience: int = 3
     use_frames: bool = True  # cine tasks: the clip; False: the key frame only
+    mode: str = "full"       # "full": fine-tune everything; "frozen": train the head only
+    seg_head: str = "unetr"  # or "unetr-lite" (logits at stride 4, upsampled; see heads.py)
+    #: EF regression: clip length L (frames; min(T, L) is used) and the test-time clip stride
+    clip_len: int = 16
+    clip_stride: int = 1
+    #: landmarks: the Gaussian targets' sigma in input pixels (2 px at the 64 px profiles)
+    heatmap_sigma: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"FinetuneConfig.mode must be one of {MODES}, got {self.mode!r}")
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        """The settings, for the results' configuration hash. The fields added for detection,
+        landmarks and regression are left out while they keep their defaults, so the hashes
+        (and cached rows) of the classification and segmentation tasks stay what they were."""
+        d = dict(self.__dict__)
+        for k, v in _KIND_DEFAULTS.items():
+            if d.get(k) == v:
+                d.pop(k)
+        return d
+
+    def model_kwargs(self) -> dict:
+        return {"clip_len": self.clip_len, "clip_stride": self.clip_stride,
+                "heatmap_sigma": self.heatmap_sigma}
+
+
+_KIND_DEFAULTS = {"clip_len": 16, "clip_stride": 1, "heatmap_sigma": 2.0}
 
 
 def _inputs(samples: list[dict], use_frames: bool) -> torch.Tensor:
@@ -93,22 +136,46 @@ def _inputs(samples: list[dict], use_frames: bool) -> torch.Tensor:
 
 
 def _targets(samples: list[dict], kind: str) -> torch.Tensor:
+    """Class labels [N]; label maps [N, H, W] (segmentation, detection: the masks the ellipses
+    are fitted to); landmark (x, y) [N, K, 2] (heatmaps are built per batch in :func:`_loss`);
+    EF / 100 [N] (regression)."""
     if kind == "classification":
         return torch.as_tensor([int(s["label"]) for s in samples])
+    if kind == "landmarks":
+        return torch.as_tensor(np.stack([np.asarray(s["landmarks"], np.float32)
+                                         for s in samples]))
+    if kind == "regression":
+        return torch.as_tensor([float(s["ef"]) / 100.0 for s in samples], dtype=torch.float32)
     return torch.as_tensor(np.stack([s["mask"] for s in samples]).astype(np.int64))
 
 
 @torch.no_grad()
 def predict(model: DownstreamModel, x: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Softmax probabilities ([N, C] or [N, C, H, W])."""
+    """The outputs evaluation takes (:meth:`DownstreamModel.postprocess`): softmax
+    probabilities ([N, C] or [N, C, H, W]; detection too), landmark (x, y) [N, K, 2], or EF
+    in % [N]."""
     model.eval()
-    out = [model(x[i:i + batch_size]).float().softmax(1) for i in range(0, len(x), batch_size)]
+    out = [model.postprocess(model(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
     return torch.cat(out)
 
 
-def _loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+def _loss(logits: torch.Tensor, y: torch.Tensor, kind: str,
+          heatmap_sigma: float = 2.0) -> torch.Tensor:
     if kind == "classification":
         return F.cross_entropy(logits, y)
+    if kind == "landmarks":
+        # Each landmark's logits are a distribution over pixels (spatial softmax) trained with
+        # cross-entropy against the normalised Gaussian around the true point. Plain MSE on
+        # sparse heatmaps learns to predict zeros first and was unreliable (MRE above the
+        # mean-position baseline on a two-disc toy case); the softmax form has a gradient that
+        # pulls mass towards the point from the first step (integral/heatmap regression, e.g.
+        # Nibali et al. 2018).
+        target = gaussian_heatmaps_torch(y, logits.shape[-2:], heatmap_sigma).flatten(2)
+        target = target / target.sum(-1, keepdim=True).clamp_min(1e-12)
+        logp = logits.float().flatten(2).log_softmax(-1)
+        return -(target * logp).sum(-1).mean()
+    if kind == "regression":  # EchoNet-Dynamic: squared error on EF (here EF / 100)
+        return F.mse_loss(logits.float(), y)
     # segmentation: cross-entropy + soft Dice over foreground classes (a standard pairing)
     ce = F.cross_entropy(logits, y)
     p = logits.softmax(1)[:, 1:]
@@ -118,43 +185,115 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     return ce + dice.mean()
 
 
+@torch.no_grad()
+def encode_frozen(model: DownstreamModel, x: torch.Tensor, batch_size: int = 64):
+    """:meth:`DownstreamModel.encode` over ``x`` in batches, concatenated (encoder in eval mode)."""
+    model.encoder.eval()
+    parts = [model.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    if isinstance(parts[0], torch.Tensor):  # classification [N, C], regression [N, T, C]
+        return torch.cat(parts)
+    return type(parts[0])(features=[torch.cat(f) for f in zip(*(p.features for p in parts))],
+                          pooled=torch.cat([p.pooled for p in parts]))
+
+
+def take_encoded(encoded, idx):
+    """Rows ``idx`` of :func:`encode_frozen`'s output."""
+    if isinstance(encoded, torch.Tensor):
+        return encoded[idx]
+    return type(encoded)(features=[f[idx] for f in encoded.features], pooled=encoded.pooled[idx])
+
+
+def predict_encoded(model: DownstreamModel, x: torch.Tensor, encoded) -> torch.Tensor:
+    """:func:`predict` from frozen encodings of ``x`` (the same numbers, without the encoder)."""
+    return _Batches(model, x, True, encoded).probs()
+
+
+class _Batches:
+    """What a training step consumes: raw inputs (``full``) or frozen encodings (``frozen``)."""
+
+    def __init__(self, model: DownstreamModel, x: torch.Tensor, frozen: bool,
+                 encoded=None) -> None:
+        self.model, self.x = model, x
+        if frozen and encoded is None and len(x):
+            encoded = encode_frozen(model, x)
+        self.encoded = encoded if frozen else None
+
+    def logits(self, idx) -> torch.Tensor:
+        if self.encoded is None:
+            return self.model(self.x[idx])
+        return self.model.decode(take_encoded(self.encoded, idx), self.x[idx])
+
+    @torch.no_grad()
+    def probs(self, batch_size: int = 32) -> torch.Tensor:
+        """Evaluation outputs (:meth:`DownstreamModel.postprocess`; softmax probabilities for
+        the classification/segmentation/detection kinds, whence the name)."""
+        self.model.eval()
+        idx = torch.arange(len(self.x))
+        return torch.cat([self.model.postprocess(self.logits(idx[i:i + batch_size]))
+                          for i in range(0, len(idx), batch_size)])
+
+
 def finetune(encoder: torch.nn.Module, kind: str, n_classes: int, train: list[dict],
              val: list[dict], cfg: FinetuneConfig, seed: int, val_score, *,
-             progress: bool = False, desc: str = "") -> tuple[DownstreamModel, dict]:
-    """Fine-tune encoder + a new head; keep the epoch with the best ``val_score(probs, val)``."""
+             progress: bool = False, desc: str = "",
+             encoded: tuple | None = None,
+             higher_is_better: bool = True) -> tuple[DownstreamModel, dict]:
+    """Fine-tune encoder + a new head (or the head alone, ``cfg.mode == "frozen"``); keep the
+    epoch with the best ``val_score(outputs, val)``: the highest, or with
+    ``higher_is_better=False`` (MRE, MAE) the lowest. ``info["val_score"]`` is the kept
+    epoch's score as ``val_score`` returned it (not negated).
+
+    ``encoded``: in frozen mode, (train, val) encodings already computed by
+    :func:`encode_frozen` with this encoder (trials share them: the frozen encoder gives the
+    same features every time)."""
     torch.manual_seed(seed)
-    model = DownstreamModel(encoder, kind, n_classes)
-    groups = [{"params": model.encoder.parameters(), "lr": cfg.lr_encoder},
-              {"params": model.head.parameters(), "lr": cfg.lr_head}]
+    model = DownstreamModel(encoder, kind, n_classes, cfg.seg_head, **cfg.model_kwargs())
+    frozen = cfg.mode == "frozen"
+    t0 = time.perf_counter()
+    if frozen:
+        model.encoder.requires_grad_(False)
+        groups = [{"params": model.head.parameters(), "lr": cfg.lr_head_frozen}]
+    else:
+        groups = [{"params": model.encoder.parameters(), "lr": cfg.lr_encoder},
+                  {"params": model.head.parameters(), "lr": cfg.lr_head}]
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(train) / cfg.batch_size)))
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=[cfg.lr_encoder, cfg.lr_head], total_steps=cfg.epochs * steps_per_epoch,
+        opt, max_lr=[g["lr"] for g in groups], total_steps=cfg.epochs * steps_per_epoch,
         pct_start=0.15, anneal_strategy="cos")
-    x, y = _inputs(train, cfg.use_frames), _targets(train, kind)
-    xv = _inputs(val, cfg.use_frames)
+    enc_tr, enc_va = encoded if (frozen and encoded is not None) else (None, None)
+    batches = _Batches(model, _inputs(train, cfg.use_frames), frozen, enc_tr)
+    y = _targets(train, kind)
+    if kind == "regression" and len(y):  # start from the training mean: a few epochs suffice
+        with torch.no_grad():
+            model.head.out.bias.fill_(float(y.mean()))
+    sign = 1.0 if higher_is_better else -1.0
+    val_batches = (_Batches(model, _inputs(val, cfg.use_frames), frozen, enc_va) if len(val)
+                   else None)
     g = torch.Generator().manual_seed(seed)
     best, best_state, best_epoch, waited = -np.inf, None, -1, 0
-    t0, n_img = time.perf_counter(), 0
+    n_img = 0
     for epoch in tqdm(range(cfg.epochs), desc=desc or f"fine-tuning {kind}", leave=False,
                       disable=not progress):
         model.train()
-        order = torch.randperm(len(x), generator=g)
+        if frozen:
+            model.encoder.eval()
+        order = torch.randperm(len(y), generator=g)
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             if len(idx) < 2 and kind == "classification":
                 continue
-            loss = _loss(model(x[idx]), y[idx], kind)
+            loss = _loss(batches.logits(idx), y[idx], kind, cfg.heatmap_sigma)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             n_img += len(idx)
-        score = float("nan")
-        if len(val):
-            pv = predict(model, xv)
-            score = float(val_score(pv, val))
-            if not np.isfinite(score):  # e.g. AUC on a one-class validation split: use the loss
+        if val_batches is not None:
+            pv = val_batches.probs()
+            score = sign * float(val_score(pv, val))
+            if not np.isfinite(score) and kind in ("classification", "segmentation"):
+                # e.g. AUC on a one-class validation split: use the loss
                 yv = _targets(val, kind)
                 score = -float(F.nll_loss(pv.clamp_min(1e-8).log(), yv))
         else:
@@ -169,7 +308,8 @@ def finetune(encoder: torch.nn.Module, kind: str, n_classes: int, train: list[di
     if best_state is not None:
         model.load_state_dict(best_state)
     secs = time.perf_counter() - t0
-    return model.eval(), {"best_epoch": best_epoch, "val_score": best, "seconds": secs,
+    best_reported = best * sign if val_batches is not None else best
+    return model.eval(), {"best_epoch": best_epoch, "val_score": best_reported, "seconds": secs,
                           "train_images_per_s": n_img / secs if secs > 0 else float("nan")}
 
 

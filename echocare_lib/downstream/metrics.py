@@ -223,7 +223,7 @@ def _one_hot(labels: np.ndarray, n_cls: int) -> torch.Tensor:
 
 
 def segmentation_metrics(pred, target, classes: Sequence[str], spacing_mm,
-                         nsd_tolerance_mm: float = 2.0) -> SegmentationResult:
+                         nsd_tolerance_mm: float = 2.0, nsd: bool = True) -> SegmentationResult:
     """DSC and NSD per image and foreground class (paper section 4.3, "Segmentation").
 
     ``pred`` and ``target`` are integer label maps ``[N, H, W]`` (or one ``[H, W]``) with
@@ -238,6 +238,8 @@ def segmentation_metrics(pred, target, classes: Sequence[str], spacing_mm,
     with the spacing. (Passing pixel thresholds ``tolerance_mm / spacing_mm`` is equivalent
     for isotropic pixels only if ``spacing`` is *not* passed too; doing both would convert
     twice. With the spacing passed, anisotropic pixels are handled exactly.)
+    ``nsd=False`` skips the surface distances (NSD is then NaN): model selection during
+    fine-tuning needs only the DSC, and NSD costs most of the time.
 
     Empty masks follow the module's conventions: both empty -> NaN (excluded), exactly one
     empty -> 0. ``mDSC``/``mNSD`` average, over foreground classes, each class's mean over the
@@ -275,12 +277,15 @@ def segmentation_metrics(pred, target, classes: Sequence[str], spacing_mm,
     # DSC: ignore_empty=False gives 0 for a false detection (MONAI's default would give NaN);
     # its 1.0 for both-empty is replaced by NaN below.
     dsc = compute_dice(y_pred, y, include_background=False, ignore_empty=False).numpy()
-    with warnings.catch_warnings():
-        for pattern in _MONAI_NOISE:
-            warnings.filterwarnings("ignore", message=pattern)
-        nsd = compute_surface_dice(y_pred, y, class_thresholds=[float(nsd_tolerance_mm)] *
-                                   (n_cls - 1), include_background=False,
-                                   distance_metric="euclidean", spacing=spacing).numpy()
+    if nsd:
+        with warnings.catch_warnings():
+            for pattern in _MONAI_NOISE:
+                warnings.filterwarnings("ignore", message=pattern)
+            nsd = compute_surface_dice(y_pred, y, class_thresholds=[float(nsd_tolerance_mm)] *
+                                       (n_cls - 1), include_background=False,
+                                       distance_metric="euclidean", spacing=spacing).numpy()
+    else:
+        nsd = np.full_like(dsc, np.nan)
 
     gt_px = y[:, 1:].sum(dim=(2, 3)).numpy().astype(int)    # [N, C-1]
     pr_px = y_pred[:, 1:].sum(dim=(2, 3)).numpy().astype(int)

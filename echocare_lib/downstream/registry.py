@@ -11,15 +11,19 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..sim.tasks.fetal import LANDMARK_NAMES
+
 
 @dataclass(frozen=True)
 class Task:
     name: str                 # simulator task name, also the registry key
     title: str
-    kind: str                 # classification | segmentation | detection | landmarks | ...
+    kind: str                 # classification | segmentation | detection | landmarks |
+    #                           regression
     dataset: str              # the paper's data set (Table 1)
     classes: tuple[str, ...]
-    metrics: tuple[str, ...]  # the first one selects the best epoch and model
+    metrics: tuple[str, ...]  # the first one selects the best epoch and model (maximised, or
+    #                           minimised when ``higher_is_better`` says False)
     figure: str               # catalogue label of its box plot
     notebook: str
     higher_is_better: dict = field(default_factory=dict)
@@ -51,6 +55,17 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("abdomen_organ_seg", "Abdominal multi-organ segmentation", "segmentation", "AbdomenUS",
          ("background", "liver", "kidney", "pancreas", "bladder", "spleen"), ("mDSC", "mNSD"),
          "fig5f_abdomen_seg", "04_segmentation"),
+    # mDSC (of the fitted ellipses' masks) selects the model: cheap, unlike COCO AP
+    Task("fetal_4ch_detection", "Fetal thorax and heart detection (ellipses)", "detection",
+         "FOCUS", ("background", "thorax", "cardiac"), ("mDSC", "box-AP", "mask-AP", "P_CTR"),
+         "fig6a_detection", "05_detection"),
+    Task("fetal_brain_landmarks", "Fetal brain landmarks (24 points)", "landmarks",
+         "BrainBenchmark", tuple(LANDMARK_NAMES), ("MRE", "SDR@2", "SDR@4", "SDR@10", "MSE"),
+         "fig6b_landmarks", "06_landmarks",
+         higher_is_better={"MRE": False, "MSE": False, "MSE_px2": False, "MRE_mm": False}),
+    Task("echo_ef", "Left-ventricular ejection fraction from cine", "regression", "CAMUS",
+         ("LVEF",), ("MAE", "RMSE", "R2"), "fig6c_ef_regression", "07_ef_regression",
+         higher_is_better={"MAE": False, "RMSE": False}, uses_frames=True),
 )}
 
 
