@@ -24,16 +24,21 @@ def _order(models) -> list[str]:
 
 
 def box_with_stars(rows: pd.DataFrame, metrics: list[str], *, title: str,
-                   higher_is_better: dict | None = None, scale: float = 100.0,
-                   unit: str = "%"):
+                   higher_is_better: dict | None = None, scale: "float | dict" = 100.0,
+                   unit: "str | dict" = "%"):
     """One panel per metric: trials per encoder as box + points; above, the two-sided Wilcoxon
-    signed-rank test (paired by trial) of the best encoder against each other one."""
+    signed-rank test (paired by trial) of the best encoder against each other one.
+
+    ``scale`` and ``unit`` are one value for every panel or a dict per metric (metrics missing
+    from the dict: 1 and no unit), for tasks mixing fractions, percentages and pixels."""
     hib = higher_is_better or {}
+    scales = scale if isinstance(scale, dict) else {m: scale for m in metrics}
+    units = unit if isinstance(unit, dict) else {m: unit for m in metrics}
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
     tests = []
     for ax, metric in zip(axes[0], metrics):
         d = rows[rows.metric == metric].copy()
-        d["value"] = d["value"].astype(float) * scale
+        d["value"] = d["value"].astype(float) * scales.get(metric, 1.0)
         models = _order(d.model.unique())
         data = [d[d.model == m].value.dropna().to_numpy() for m in models]
         bp = ax.boxplot(data, widths=0.55, patch_artist=True, showfliers=False)
@@ -44,7 +49,8 @@ def box_with_stars(rows: pd.DataFrame, metrics: list[str], *, title: str,
         for i, (m, v) in enumerate(zip(models, data), start=1):
             ax.scatter(i + rng.uniform(-0.12, 0.12, len(v)), v, s=10, color="black", zorder=3)
         ax.set_xticks(range(1, len(models) + 1), models, rotation=30, ha="right")
-        ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+        u = units.get(metric, "")
+        ax.set_ylabel(f"{metric} ({u})" if u else metric)
         ax.grid(axis="y", alpha=0.3)
         if d.model.nunique() >= 2:
             cmp = stats.compare_to_best(d, "model", "trial", "value",
@@ -94,4 +100,77 @@ def segmentation_examples(items: list[tuple[str, list[str], np.ndarray, np.ndarr
             ax.set_title(head, fontsize=7, loc="left" if j == 0 else "center")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
+    return fig
+
+
+def _ellipse_patch(e, colour: str, style: str):
+    from matplotlib.patches import Ellipse as EllipsePatch
+
+    return EllipsePatch((e["cx"], e["cy"]), 2 * e["a"], 2 * e["b"], angle=e["angle"],
+                        fill=False, edgecolor=colour, linestyle=style, linewidth=1.4)
+
+
+def ellipse_examples(items, *, title: str, classes=("thorax", "cardiac")):
+    """Panels of (image [H, W], true ellipses, predicted ellipses (dicts, or None when the
+    model found none), caption): truth dashed, prediction solid, one colour per class."""
+    n = len(items)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 3.0), squeeze=False)
+    colours = dict(zip(classes, (OKABE_ITO[1], OKABE_ITO[2])))
+    for ax, (img, gt, pred, caption) in zip(axes[0], items):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        for e in gt:
+            ax.add_patch(_ellipse_patch(e, colours.get(e["label"], "white"), "--"))
+        for e in pred:
+            if e is not None:
+                ax.add_patch(_ellipse_patch(e, colours.get(e["label"], "white"), "-"))
+        ax.set_title(caption, fontsize=8)
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=c, label=k) for k, c in colours.items()]
+    handles += [plt.Line2D([], [], color="black", ls="--", label="ground truth"),
+                plt.Line2D([], [], color="black", ls="-", label="prediction")]
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.06),
+               ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))  # room for the legend and the provenance line
+    return fig
+
+
+def landmark_examples(items, *, title: str):
+    """Panels of (image [H, W], true points [K, 2], predicted points [K, 2], caption): truth as
+    circles, prediction as crosses, a line between each pair (the radial error)."""
+    n = len(items)
+    fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 3.1), squeeze=False)
+    for ax, (img, gt, pred, caption) in zip(axes[0], items):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        for (gx, gy), (px, py) in zip(gt, pred):
+            ax.plot([gx, px], [gy, py], color=OKABE_ITO[5], lw=0.8)
+        ax.scatter(gt[:, 0], gt[:, 1], s=16, facecolors="none", edgecolors=OKABE_ITO[2],
+                   linewidths=1.0, label="ground truth")
+        ax.scatter(pred[:, 0], pred[:, 1], s=16, marker="x", color=OKABE_ITO[1],
+                   linewidths=1.0, label="prediction")
+        ax.set_title(caption, fontsize=8)
+        ax.axis("off")
+    axes[0][0].legend(loc="lower left", fontsize=7, framealpha=0.8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def ef_scatter(points: dict, *, title: str):
+    """Predicted vs true EF (%) per encoder: ``points`` = {model: (true [N], predicted [N])}."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    lo, hi = np.inf, -np.inf
+    for m in _order(points):
+        t, p = (np.asarray(a, float) for a in points[m])
+        mae = float(np.mean(np.abs(t - p)))
+        ax.scatter(t, p, s=14, alpha=0.75, color=MODEL_COLOURS.get(m, OKABE_ITO[6]),
+                   label=f"{m} (MAE {mae:.1f})")
+        lo, hi = min(lo, t.min(), p.min()), max(hi, t.max(), p.max())
+    ax.plot([lo, hi], [lo, hi], color="black", lw=0.8, ls="--", label="identity")
+    ax.set_xlabel("true LVEF (%)")
+    ax.set_ylabel("predicted LVEF (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
     return fig
