@@ -266,3 +266,41 @@ def test_resize_moves_landmarks_and_ellipses_with_the_pixels():
     assert ellipse_iou(th, {**th, "label": "thorax"}, (32, 32)) == 1.0
     # the nearest-resized mask and the scaled ellipse agree
     assert (ellipse_mask(th, (32, 32)) == (r["mask"] >= 1)).mean() > 0.95
+
+
+def test_cine_loops_of_different_lengths_are_brought_to_one_length():
+    from echocare_lib.downstream.trials import common_clip_length
+
+    def loop(t, pid):
+        frames = np.arange(t, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 4, 4), np.float32)
+        return {"frames": frames, "masks": np.zeros((t, 4, 4), np.uint8), "ed_index": 0,
+                "es_index": t - 1, "ef": 50.0, "meta": _meta(pid, 0)}
+
+    out = common_clip_length([loop(10, 0), loop(17, 1), loop(10, 2)])
+    assert [len(s["frames"]) for s in out] == [10, 10, 10]
+    long = out[1]
+    # first (ED) and last (ES) frames kept, evenly spaced in between, masks alike
+    assert long["frames"][0, 0, 0, 0] == 0 and long["frames"][-1, 0, 0, 0] == 16
+    assert len(long["masks"]) == 10 and long["es_index"] == 9 and long["ed_index"] == 0
+    assert long["meta"]["frames_resampled_from"] == 17
+    assert out[0] is not None and out[0]["frames"].shape[0] == 10
+    same = [loop(8, 0), loop(8, 1)]
+    assert common_clip_length(same) == same
+
+
+def test_real_camus_loops_of_different_lengths_reach_the_model(tmp_path):
+    """The CAMUS fixture's loops have 4-5 frames: task_data must make them batchable."""
+    import warnings
+
+    from fixtures_readers_fetal_cardiac import write_camus
+
+    from echocare_lib.downstream.finetune import _inputs
+    from echocare_lib.downstream.trials import task_data
+
+    write_camus(tmp_path / "CAMUS")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixture's deliberately broken cases are skipped
+        train, test, source = task_data("echo_ef", profile="smoke", data_dir=tmp_path)
+    assert source.startswith("real")
+    x = _inputs(train + test, True)
+    assert x.ndim == 5 and x.shape[-2:] == (64, 64)

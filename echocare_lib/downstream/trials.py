@@ -142,8 +142,39 @@ def task_data(task: str, *, profile, seed: int = 0, data_dir=None, n_jobs: int =
         source = "simulator"
     train = [_resize(s, size) for s in train]
     test = [_resize(s, size) for s in test]
+    both = common_clip_length(train + test)
+    train, test = both[:len(train)], both[len(train):]
     assert_no_leak(train, test)
     return train, test, source
+
+
+def common_clip_length(samples: list[dict]) -> list[dict]:
+    """Cine samples resampled to one length, so they can be batched: real loops have as many
+    frames as the patient's recording (CAMUS half-sequences, AIMI clips), simulated ones do not
+    differ. The common length is the shortest loop's (no frame is invented); frames are picked at
+    evenly spaced indices that keep the first and the last frame (for CAMUS half-sequences: ED
+    and ES), per-frame masks alike, and ``ed_index``/``es_index`` move to the picked frames
+    nearest to them. Samples without ``frames``, or all of one length, are returned unchanged."""
+    lengths = {len(s["frames"]) for s in samples if "frames" in s}
+    if len(lengths) <= 1:
+        return list(samples)
+    n = min(lengths)
+    out = []
+    for s in samples:
+        t = len(s.get("frames", ()))
+        if not t or t == n:
+            out.append(s)
+            continue
+        idx = np.unique(np.round(np.linspace(0, t - 1, n)).astype(int))
+        r = dict(s, frames=np.asarray(s["frames"])[idx])
+        if "masks" in s:
+            r["masks"] = np.asarray(s["masks"])[idx]
+        for key in ("ed_index", "es_index"):
+            if key in s and s[key] is not None:
+                r[key] = int(np.abs(idx - int(s[key])).argmin())
+        r["meta"] = {**s["meta"], "frames_resampled_from": t}
+        out.append(r)
+    return out
 
 
 def evaluate(task: Task, probs: torch.Tensor, samples: list[dict], *,
