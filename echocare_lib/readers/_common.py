@@ -245,6 +245,22 @@ def optional_float(text: str | None) -> float | None:
     return v if np.isfinite(v) else None
 
 
+#: split names accepted in the import layouts' CSV ``split`` column -> the project's names
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validation": "val", "test": "test", "testing": "test", "": None}
+
+
+def import_layout_csv(root: Path, csv_name: str, dataset: str, required) -> Path:
+    """The label CSV of an import layout (a data set whose official layout was unavailable);
+    a clear :class:`DataFormatError` describing the layout when it is missing."""
+    csv_path = root / csv_name
+    if not csv_path.is_file():
+        raise DataFormatError(f"{dataset}: {csv_path} not found. The official release's layout "
+                              "was unavailable; this reader reads an import layout:\n  "
+                              + "\n  ".join(required))
+    return csv_path
+
+
 def check_root(root: "str | Path", dataset: str, required) -> Path:
     p = Path(root).expanduser()
     if not p.is_dir():

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (Collector, DataFormatError, ReadResult, check_root, image_error,
+from ._common import (SPLIT_NAMES, Collector, ReadResult, check_root,
+                      image_error, import_layout_csv,
                       image_files, load_gray, load_labels, optional_float, read_csv_rows,
                       require_columns)
 
@@ -43,19 +44,13 @@ REQUIRED = (
     "masks/<name>.png: label maps 0 bg, 1 liver, 2 kidney, 3 pancreas, 4 bladder, 5 spleen",
     "(import layout defined by this project: the official release's layout was unavailable)",
 )
-_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
-           "validation": "val", "test": "test", "testing": "test", "": None}
 
 
 def read_abdomenus(root, *, limit: int | None = None, strict: bool = False) -> ReadResult:
     """Read the AbdomenUS import layout under ``root`` (module docstring); ``limit``: at most
     that many samples; ``strict``: raise at the first problem instead of skipping."""
     root = check_root(root, DATASET, REQUIRED)
-    csv_path = root / CSV_NAME
-    if not csv_path.is_file():
-        raise DataFormatError(f"{DATASET}: {csv_path} not found. The official release's layout "
-                              "was unavailable; this reader reads an import layout:\n  "
-                              + "\n  ".join(REQUIRED))
+    csv_path = import_layout_csv(root, CSV_NAME, DATASET, REQUIRED)
     header, rows = read_csv_rows(csv_path)
     require_columns(csv_path, header, ("image", "patient_id"), DATASET)
     col = Collector(DATASET, root, strict=strict, limit=limit)
@@ -131,6 +126,6 @@ def _load_row(col: Collector, row: dict, img: Path | None, mask: Path | None):
         raise _RowError(f"pixel_spacing_mm {row.get('pixel_spacing_mm')!r} is not a number") \
             from None
     split_text = row.get("split", "")
-    if split_text.lower() not in _SPLITS:
+    if split_text.lower() not in SPLIT_NAMES:
         raise _RowError(f"split {split_text!r} is not one of train, val, test (or empty)")
-    return gray, lab, spacing, _SPLITS[split_text.lower()]
+    return gray, lab, spacing, SPLIT_NAMES[split_text.lower()]

@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from ..sim.tasks.fetal import LANDMARK_NAMES
-from ._common import (Collector, DataFormatError, ReadResult, check_root, image_error,
+from ._common import (SPLIT_NAMES, Collector, DataFormatError, ReadResult, check_root,
+                      image_error, import_layout_csv,
                       image_files, load_gray, optional_float, read_csv_rows, require_columns)
 
 DATASET = "BrainBenchmark"
@@ -59,8 +60,6 @@ REQUIRED = (
     "images/<name>.png: B-mode images",
     "(import layout defined by this project: the official release's layout was unavailable)",
 )
-_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
-           "validation": "val", "test": "test", "testing": "test", "": None}
 
 
 class _RowError(Exception):
@@ -82,11 +81,7 @@ def read_brain_landmarks(root, *, limit: int | None = None, strict: bool = False
     ``limit``: at most that many samples; ``strict``: raise :class:`DataFormatError` at the
     first problem instead of skipping and reporting."""
     root = check_root(root, DATASET, REQUIRED)
-    csv_path = root / CSV_NAME
-    if not csv_path.is_file():
-        raise DataFormatError(f"{DATASET}: {csv_path} not found. The official release's layout "
-                              "was unavailable; this reader reads an import layout:\n  "
-                              + "\n  ".join(REQUIRED))
+    csv_path = import_layout_csv(root, CSV_NAME, DATASET, REQUIRED)
     header, rows = read_csv_rows(csv_path)
     require_columns(csv_path, header, ("image", *COLUMNS), DATASET)
     has_pid = "patient_id" in header
@@ -123,7 +118,7 @@ def read_brain_landmarks(root, *, limit: int | None = None, strict: bool = False
             if spacing is not None and spacing <= 0:
                 raise _RowError(f"spacing_mm {spacing} is not > 0")
             split_text = row.get("split", "")
-            if split_text.lower() not in _SPLITS:
+            if split_text.lower() not in SPLIT_NAMES:
                 raise _RowError(f"split {split_text!r} is not one of train, val, test "
                                 "(or empty)")
             if key is None:
@@ -149,7 +144,7 @@ def read_brain_landmarks(root, *, limit: int | None = None, strict: bool = False
                           "patient_id_source": "patient_id column" if has_pid
                           else "image name (landmarks.csv has no patient_id column)",
                           "pixel_spacing_mm": spacing,
-                          "split": _SPLITS[split_text.lower()], "source_path": str(img),
+                          "split": SPLIT_NAMES[split_text.lower()], "source_path": str(img),
                           "annotation_path": str(csv_path), "source": "real",
                           "layout": "import (official layout unavailable)"}},
                 item, *([col.rel(img)] if key in files else []))

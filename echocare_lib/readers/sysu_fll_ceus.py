@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (Collector, DataFormatError, ReadResult, check_root, image_error,
+from ._common import (SPLIT_NAMES, Collector, ReadResult, check_root,
+                      image_error, import_layout_csv,
                       image_files, load_gray, natural_key, optional_float, read_csv_rows,
                       require_columns, select_frames, to_gray01)
 
@@ -50,8 +51,6 @@ REQUIRED = (
     "clips/<case_id>/<frame>.png (frames in name order) or clips/<case_id>.mp4|.avi|...",
     "(import layout defined by this project: the official release's layout was unavailable)",
 )
-_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
-           "validation": "val", "test": "test", "testing": "test", "": None}
 
 
 class _CaseError(Exception):
@@ -118,11 +117,7 @@ def read_sysu_fll_ceus(root, *, limit: int | None = None, strict: bool = False,
     at the first problem instead of skipping and reporting."""
     root = check_root(root, DATASET, REQUIRED)
     select_frames(1, max_frames)  # validates max_frames
-    csv_path = root / CSV_NAME
-    if not csv_path.is_file():
-        raise DataFormatError(f"{DATASET}: {csv_path} not found. The official release's layout "
-                              "was unavailable; this reader reads an import layout:\n  "
-                              + "\n  ".join(REQUIRED))
+    csv_path = import_layout_csv(root, CSV_NAME, DATASET, REQUIRED)
     header, rows = read_csv_rows(csv_path)
     require_columns(csv_path, header, ("case_id", "label"), DATASET)
     col = Collector(DATASET, root, strict=strict, limit=limit)
@@ -157,7 +152,7 @@ def read_sysu_fll_ceus(root, *, limit: int | None = None, strict: bool = False,
             if label is None:
                 raise _CaseError(f"label {row['label']!r} is not one of HCC, HEM, FNH")
             split_text = row.get("split", "")
-            if split_text.lower() not in _SPLITS:
+            if split_text.lower() not in SPLIT_NAMES:
                 raise _CaseError(f"split {split_text!r} is not one of train, val, test")
             try:
                 spacing = optional_float(row.get("pixel_spacing_mm"))
@@ -183,7 +178,7 @@ def read_sysu_fll_ceus(root, *, limit: int | None = None, strict: bool = False,
                           "patient_id": pid,
                           "patient_id_source": "patient_id column" if has_pid
                           else "case_id (labels.csv has no patient_id column)",
-                          "pixel_spacing_mm": spacing, "split": _SPLITS[split_text.lower()],
+                          "pixel_spacing_mm": spacing, "split": SPLIT_NAMES[split_text.lower()],
                           "source_path": str(clip), "source": "real", "modality": "CEUS",
                           "n_frames": len(frames), "n_frames_total": n_total,
                           "layout": "import (official layout unavailable)"}},
