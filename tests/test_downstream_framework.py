@@ -131,6 +131,27 @@ def test_frozen_trials_share_encodings_and_match_a_plain_forward():
         DownstreamModel(enc, "segmentation", 2, "deeplab")
 
 
+def test_frozen_pooled_head_sees_standardised_training_features():
+    s = _samples(size=64)
+    task = get_task("thyroid_nodule_cine_cls")
+    kept, held = split_by_patient(s, 0.3, seed=0)
+    cfg = FinetuneConfig(epochs=2, batch_size=8, patience=2, use_frames=False, mode="frozen")
+    model, _ = finetune(build_encoder("scratch", profile="smoke"), "classification", 2,
+                        [s[i] for i in kept], [s[i] for i in held], cfg, 0,
+                        lambda p, v: evaluate(task, p, v)[task.primary])
+    x_tr = torch.as_tensor(np.stack([s[i]["image"] for i in kept]))
+    pooled = encode_frozen(model, x_tr)
+    z = model._standardise(pooled)
+    torch.testing.assert_close(z.mean(0), torch.zeros(z.shape[1]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.ones(z.shape[1]), atol=1e-3, rtol=0)
+    assert "feat_mean" in model.state_dict()          # travels with the weights
+    # predictions from encodings equal a plain forward (the standardisation is in both)
+    torch.testing.assert_close(predict_encoded(model, x_tr, pooled), predict(model, x_tr))
+    dense = DownstreamModel(model.encoder, "segmentation", 2, "unetr-lite")
+    with pytest.raises(ValueError, match="pooled kinds"):
+        dense.set_feature_norm(pooled)
+
+
 def test_result_store_caches_by_config_hash(tmp_path):
     store = ResultStore(tmp_path, "t")
     rows = pd.DataFrame([{"task": "t", "model": "m", "trial": 0, "seed": 1,

@@ -229,6 +229,30 @@ class DownstreamModel(nn.Module):
                                          full_resolution=seg_head == "unetr")
         else:  # regression
             self.head = TemporalRegressionHead(pooled)
+        self.feature_norm = False
+
+    def set_feature_norm(self, pooled: torch.Tensor, eps: float = 1e-6) -> None:
+        """Standardise the pooled feature before the head with the per-channel mean and std of
+        ``pooled`` (the training split's frozen encodings, [N, C] or [N, T, C]).
+
+        Why: a frozen encoder's pooled channels can have very different scales (the
+        pretrained Swin's LayerNorm output is dominated by a few large channels), and a head
+        trained for a few epochs then regresses to the mean (EF) or to the majority class.
+        Linear probing in the MIM literature (MAE, SimMIM) puts a parameter-free BatchNorm
+        before the probe for the same reason; a fixed standardisation is that BatchNorm's
+        evaluation form. Only the pooled kinds (classification, regression) use it; the
+        stats are buffers, so they travel with the state dict."""
+        if self.dense:
+            raise ValueError("feature standardisation applies to the pooled kinds only")
+        flat = pooled.detach().float().reshape(-1, pooled.shape[-1])
+        self.register_buffer("feat_mean", flat.mean(0))
+        self.register_buffer("feat_std", flat.std(0).clamp_min(eps))
+        self.feature_norm = True
+
+    def _standardise(self, pooled: torch.Tensor) -> torch.Tensor:
+        if not self.feature_norm:
+            return pooled
+        return (pooled - self.feat_mean) / self.feat_std
 
     @property
     def dense(self) -> bool:
@@ -260,8 +284,9 @@ class DownstreamModel(nn.Module):
         skip): logits, heatmaps, or EF / 100 [B] (regression: a random clip in training mode,
         the mean over all clips in eval mode)."""
         if self.kind == "classification":
-            return self.head(encoded)
+            return self.head(self._standardise(encoded))
         if self.kind == "regression":
+            encoded = self._standardise(encoded)
             b, t = encoded.shape[:2]
             length = min(self.clip_len, t)
             if t == length:

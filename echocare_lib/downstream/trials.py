@@ -267,6 +267,13 @@ def _evaluate_landmarks(task: Task, coords: torch.Tensor, samples: list[dict]) -
     return out
 
 
+def _probe_parts(task, cfg) -> list[str]:
+    """Extra hash parts for a frozen pooled head, whose features are standardised
+    (:meth:`DownstreamModel.set_feature_norm`); dense tasks' cached rows keep their hashes."""
+    return (["standardised pooled features"]
+            if cfg.mode == "frozen" and task.kind in ("classification", "regression") else [])
+
+
 def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, data=None,
                train_fractions=(1.0,), n_trials: int | None = None, results_dir=None,
                progress: bool = True) -> pd.DataFrame:
@@ -295,7 +302,7 @@ def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, d
         for frac in train_fractions:
             for t in range(trials):
                 h = config_hash(prof.config_hash(), task_name, source, len(train), len(test),
-                                cfg.to_dict(), enc_id, seed)
+                                cfg.to_dict(), enc_id, seed, *_probe_parts(task, cfg))
                 hit = store.cached(h, enc_name, t, frac)
                 if not hit.empty:
                     rows.append(hit)
