@@ -28,11 +28,17 @@ help:
 	@echo "make lock      re-pin requirements/constraints.txt from the current environment"
 
 # The environment is rebuilt only when pyproject.toml or the pins change.
+# The second pip line installs, without their declared dependencies, two packages of the blind
+# image-quality metrics (echocare_lib/downstream/iqa.py): mmagic only for the NIQE parameter file
+# it ships (its own deps are mmcv, diffusers, mediapipe...), and pypiqe, whose opencv-python
+# would clash with the opencv-python-headless of pyproject.toml. Keep their pins equal to the lock.
 $(STAMP): $(DEPS)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (found %s); set PYTHON=python3.11" % sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade-strategy only-if-needed \
 	    -c requirements/constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps -c requirements/constraints.txt \
+	    mmagic==1.2.0 pypiqe==1.2
 	@touch $@
 
 env: $(STAMP)

@@ -25,18 +25,23 @@ def _order(models) -> list[str]:
 
 def box_with_stars(rows: pd.DataFrame, metrics: list[str], *, title: str,
                    higher_is_better: dict | None = None, scale: "float | dict" = 100.0,
-                   unit: "str | dict" = "%"):
-    """One panel per metric: trials per encoder as box + points; above, the two-sided Wilcoxon
-    signed-rank test (paired by trial) of the best encoder against each other one.
+                   unit: "str | dict" = "%", ncols: int | None = None):
+    """One panel per metric (``ncols`` per row; default one row): trials per encoder as box +
+    points; above, the two-sided Wilcoxon signed-rank test (paired by trial) of the best encoder
+    against each other one.
 
     ``scale`` and ``unit`` are one value for every panel or a dict per metric (metrics missing
     from the dict: 1 and no unit), for tasks mixing fractions, percentages and pixels."""
     hib = higher_is_better or {}
     scales = scale if isinstance(scale, dict) else {m: scale for m in metrics}
     units = unit if isinstance(unit, dict) else {m: unit for m in metrics}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
+    ncols = min(ncols or len(metrics), len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.4 * nrows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
     tests = []
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes.flat, metrics):
         d = rows[rows.metric == metric].copy()
         d["value"] = d["value"].astype(float) * scales.get(metric, 1.0)
         models = _order(d.model.unique())
@@ -172,5 +177,32 @@ def ef_scatter(points: dict, *, title: str):
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def enhancement_examples(low: np.ndarray, outputs: dict[str, np.ndarray], high: np.ndarray,
+                         labels: list[str], *, title: str):
+    """Fig. 6g: one row per case: the low-quality input, each encoder's enhanced image and the
+    high-quality acquisition of the same scene (simulator pairs; independent speckle, so it is
+    a reference for the look, not a pixel target). Images [N, 1, H, W] or [N, H, W] in [0, 1],
+    shown on one grey scale."""
+    cols = [("input (low-end)", low)] + [(f"enhanced: {m}", v) for m, v in outputs.items()] + \
+        [("high-end acquisition", high)]
+    n = len(labels)
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.9 * len(cols), 1.95 * n + 0.5),
+                             squeeze=False)
+    for i, lab in enumerate(labels):
+        for j, (name, arr) in enumerate(cols):
+            ax = axes[i, j]
+            ax.imshow(np.asarray(arr[i], np.float32).squeeze(), cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(textwrap.fill(name, 18), fontsize=8.5)
+            if j == 0:
+                ax.set_ylabel(lab, fontsize=8.5)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..sim.tasks.fetal import LANDMARK_NAMES
+from ..sim.tasks.report import ENTITIES as REPORT_ENTITIES
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Task:
     name: str                 # simulator task name, also the registry key
     title: str
     kind: str                 # classification | segmentation | detection | landmarks |
-    #                           regression
+    #                           regression | enhancement | report
     dataset: str              # the paper's data set (Table 1)
     classes: tuple[str, ...]
     metrics: tuple[str, ...]  # the first one selects the best epoch and model (maximised, or
@@ -66,7 +67,20 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("echo_ef", "Left-ventricular ejection fraction from cine", "regression", "CAMUS",
          ("LVEF",), ("MAE", "RMSE", "R2"), "fig6c_ef_regression", "07_ef_regression",
          higher_is_better={"MAE": False, "RMSE": False}, uses_frames=True),
+    # unpaired enhancement: blind metrics only (no model selection; see enhance.py)
+    Task("enhancement", "Low-quality image enhancement (unpaired)", "enhancement",
+         "USenhance", ("thyroid", "carotid", "breast", "liver", "kidney"),
+         ("NIQE", "BRISQUE", "PIQE", "FD"), "fig6d_enhancement", "08_enhancement",
+         higher_is_better={"NIQE": False, "BRISQUE": False, "PIQE": False, "FD": False}),
+    # BLEU-4 (greedy, validation split) selects the epoch; Table 3's ten metrics
+    Task("liver_report", "Liver ultrasound report generation", "report", "USreport",
+         tuple(REPORT_ENTITIES), ("BLEU-4", "BLEU-1", "BLEU-2", "BLEU-3", "METEOR", "ROUGE-L",
+                                  "ACC", "precision", "recall", "F1"),
+         "fig7a_report_metrics", "09_report_generation"),
 )}
+
+#: kinds trained by their own loops (GAN, sequence decoder) rather than :func:`finetune`
+GENERATIVE_KINDS = ("enhancement", "report")
 
 
 def get_task(name: str) -> Task:

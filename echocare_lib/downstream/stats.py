@@ -158,3 +158,34 @@ def compare_to_best(df: pd.DataFrame, model_col: str, trial_col: str, value: str
             "w_stat": w_stat, "w_p": w_p, "w_stars": stars(w_p), "note": note,
         })
     return pd.DataFrame(rows)
+
+
+def verdicts(summary: pd.DataFrame, tests: pd.DataFrame, tasks, model: str = "echocare",
+             metrics: str = "primary") -> list[str]:
+    """One sentence per (task, metric): does ``model`` beat each other encoder, with the
+    means and the two-sided Wilcoxon p of the test between the two (``tests`` from
+    :func:`compare_to_best` via ``plots.box_with_stars``; it compares the best encoder with
+    each other one, so a pair without ``model`` or the best in it has p = nan). Written from
+    the rows, whatever the answer is. ``metrics``: ``"primary"`` or ``"all"``."""
+    by_name = {t.name: t for t in tasks}
+    lines = []
+    for (task, metric), g in summary.groupby(["task", "metric"], sort=False):
+        t_ = by_name[task]
+        if metrics == "primary" and metric != t_.primary:
+            continue
+        means = g.set_index("model")["mean"]
+        if model not in means:
+            continue
+        higher = t_.better(metric)
+        parts = []
+        for other in [m for m in means.index if m != model]:
+            t = tests[(tests.task == task) & (tests.metric == metric) &
+                      (((tests.best == model) & (tests.model == other)) |
+                       ((tests.best == other) & (tests.model == model)))]
+            p = t.w_p.iloc[0] if len(t) else float("nan")
+            ahead = means[model] > means[other] if higher else means[model] < means[other]
+            parts.append(f"{'beats' if ahead else 'does not beat'} {other} "
+                         f"({means[model]:.2f} vs {means[other]:.2f}, Wilcoxon p = {p:.3g})")
+        lines.append(f"{task} [{metric}, {'higher' if higher else 'lower'} is better]: "
+                     f"{model} " + "; ".join(parts))
+    return lines

@@ -22,15 +22,16 @@ from .finetune import (FinetuneConfig, ResultStore, _inputs, assert_no_leak, con
                        encode_frozen, finetune, predict, predict_encoded, split_by_patient,
                        subsample_patients, take_encoded, trial_seed)
 from .heads import DownstreamModel, masks_to_ellipses
-from .registry import Task, get_task
+from .registry import GENERATIVE_KINDS, Task, get_task
 from .zoo import build_encoder
 
-_ARRAY_KEYS = ("image", "mask", "frames", "landmarks")
+_ARRAY_KEYS = ("image", "mask", "frames", "landmarks", "target", "images")
 #: non-array sample keys kept in the cache (detection: ellipses and CTR; EF: ef, ED/ES)
 _JSON_KEYS = ("label", "label_name", "meta", "ellipses", "ctr", "ef", "ed_index", "es_index",
-              "landmark_names")
+              "landmark_names", "organ", "report", "entities")
 #: what each kind's evaluation needs from a sample (a cache without it is rebuilt)
-_NEEDS = {"detection": "ellipses", "landmarks": "landmarks", "regression": "ef"}
+_NEEDS = {"detection": "ellipses", "landmarks": "landmarks", "regression": "ef",
+          "enhancement": "target", "report": "report"}
 
 
 def _scale_ellipse(e: dict, sx: float, sy: float) -> dict:
@@ -53,6 +54,8 @@ def _resize(sample: dict, size: int) -> dict:
     """Resize image/frames (area) and mask (nearest) to ``size`` x ``size``."""
     out = dict(sample)
     hw = np.asarray(sample["image"] if "image" in sample else sample["frames"]).shape[-2:]
+    # image-like keys: the image, cine frames, enhancement's high-quality target (its own
+    # size), report cases' two images [2, 1, H, W]
     if tuple(hw) != (size, size):  # point and ellipse annotations follow the pixels
         sx, sy = size / hw[1], size / hw[0]
         if "landmarks" in sample:
@@ -61,8 +64,8 @@ def _resize(sample: dict, size: int) -> dict:
                                 ).astype(np.float32)
         if "ellipses" in sample:
             out["ellipses"] = [_scale_ellipse(e, sx, sy) for e in sample["ellipses"]]
-    for key in ("image", "frames"):
-        if key in sample:
+    for key in ("image", "frames", "target", "images"):
+        if key in sample and sample[key] is not None:
             a = torch.as_tensor(np.asarray(sample[key], np.float32))
             a4 = a if a.ndim == 4 else a[None]
             if a4.shape[-2:] != (size, size):
@@ -295,14 +298,23 @@ def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, d
     trials = n_trials or prof.n_trials
     primary = task.primary
     rows = []
-    x_train, x_test = _inputs(train, cfg.use_frames), _inputs(test, cfg.use_frames)
+    generative = task.kind in GENERATIVE_KINDS
+    if generative:
+        from .generative import GenerativeTrials
+
+        gen = GenerativeTrials(task, prof, train, test)
+        trials = n_trials or prof.generative_trials or prof.n_trials
+        settings = gen.cfg.to_dict()
+    else:
+        x_train, x_test = _inputs(train, cfg.use_frames), _inputs(test, cfg.use_frames)
+        settings = cfg.to_dict()
     for enc_name in encoders:
         enc_id = _encoder_identity(enc_name, prof, seed)
         frozen = None  # frozen mode: (train, test) encodings, computed once for all trials
         for frac in train_fractions:
             for t in range(trials):
                 h = config_hash(prof.config_hash(), task_name, source, len(train), len(test),
-                                cfg.to_dict(), enc_id, seed, *_probe_parts(task, cfg))
+                                settings, enc_id, seed, *_probe_parts(task, cfg))
                 hit = store.cached(h, enc_name, t, frac)
                 if not hit.empty:
                     rows.append(hit)
@@ -313,6 +325,17 @@ def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, d
                 tr, va = [train[i] for i in kept], [train[i] for i in val_idx]
                 torch.manual_seed(s)
                 encoder = build_encoder(enc_name, profile=prof, seed=seed)
+                if generative:
+                    res, info, arrays = gen.trial(
+                        encoder, kept, val_idx, s, enc_key=enc_name, progress=progress,
+                        desc=f"{task_name} {enc_name} f={frac:g} trial {t}")
+                    if t == 0:
+                        path = predictions_path(store.path.parent, task_name, enc_name, frac, h)
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        np.savez_compressed(path, **arrays)
+                    res.update(info)
+                    rows.append(_store_rows(store, task_name, enc_name, t, s, frac, h, res))
+                    continue
                 n_cls = len(task.classes)
                 encoded = None
                 if cfg.mode == "frozen":
@@ -336,12 +359,16 @@ def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, d
                 res.update({"val_" + primary: info["val_score"], "best_epoch": info["best_epoch"],
                             "train_seconds": info["seconds"],
                             "train_images_per_s": info["train_images_per_s"]})
-                df = pd.DataFrame([{"task": task_name, "model": enc_name, "trial": t, "seed": s,
-                                    "train_fraction": frac, "metric": k, "value": float(v),
-                                    "config_hash": h} for k, v in res.items()])
-                store.add(df)
-                rows.append(df)
+                rows.append(_store_rows(store, task_name, enc_name, t, s, frac, h, res))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=ResultStore.COLUMNS)
+
+
+def _store_rows(store, task_name, enc_name, t, s, frac, h, res: dict) -> pd.DataFrame:
+    df = pd.DataFrame([{"task": task_name, "model": enc_name, "trial": t, "seed": s,
+                        "train_fraction": frac, "metric": k, "value": float(v),
+                        "config_hash": h} for k, v in res.items()])
+    store.add(df)
+    return df
 
 
 def predictions_path(results_dir, task: str, model: str, fraction: float, h: str) -> Path:

@@ -29,7 +29,15 @@ echo_ef                      ``CAMUS``
 fetal_brain_landmarks        ``BrainBenchmark`` (or ``BrainLandmark``,
                              ``Fetal Brain Landmarks``; import layout: official layout
                              unavailable)
+enhancement                  ``USenhance`` (or ``USenhance2023``, ``USenhance 2023``)
+liver_report                 ``USreport`` (or ``USData``, ``USData Liver``)
 ===========================  ==============================================================
+
+The two generative applications' samples follow the simulator's schemas of those tasks:
+``enhancement`` gives ``image`` (low quality), ``target`` (high quality, absent for an
+unpaired image) and ``organ``, with high-quality images lacking a partner in
+``result.targets_only``; ``liver_report`` gives ``image``, ``images`` [2, 1, H, W], ``report``
+and ``entities`` (None for the release's Chinese reports).
 """
 from __future__ import annotations
 
@@ -49,11 +57,14 @@ from .focus import read_focus
 from .musv import read_musv
 from .splits import patient_split
 from .sysu_fll_ceus import read_sysu_fll_ceus
+from .usenhance import read_usenhance
+from .usreport import read_usreport
 
 __all__ = ["READERS", "FOLDERS", "DataNotFoundError", "DataFormatError", "ReaderWarning",
            "ReadResult", "Skipped", "read_task", "dataset_dir", "patient_split", "read_ddti",
            "read_musv", "read_abdomenus", "read_aimi_thyroid_cine", "read_busbra",
            "read_sysu_fll_ceus", "read_focus", "read_camus", "read_brain_landmarks",
+           "read_usenhance", "read_usreport",
            "load_gray", "to_gray01"]
 
 #: simulator task name -> reader
@@ -67,6 +78,8 @@ READERS = {
     "fetal_4ch_detection": read_focus,
     "echo_ef": read_camus,
     "fetal_brain_landmarks": read_brain_landmarks,
+    "enhancement": read_usenhance,
+    "liver_report": read_usreport,
 }
 
 #: task -> (data set, accepted folder names; the first is the documented one)
@@ -83,6 +96,8 @@ FOLDERS = {
     "echo_ef": ("CAMUS", ("CAMUS",)),
     "fetal_brain_landmarks": ("BrainBenchmark (fetal brain landmarks)",
                               ("BrainBenchmark", "BrainLandmark", "Fetal Brain Landmarks")),
+    "enhancement": ("USenhance 2023", ("USenhance", "USenhance2023", "USenhance 2023")),
+    "liver_report": ("USData / USreport (Liver)", ("USreport", "USData", "USData Liver")),
 }
 
 #: where each data set comes from, for the error message, when data_manifests/table6_links.csv
@@ -106,6 +121,12 @@ SOURCES = {
                "release database_nifti/ + database_split/)",
     "fetal_brain_landmarks": "no public release format found (shared/DATASETS.md); "
                              "BrainBenchmark/ holds this project's import layout",
+    "enhancement": "USenhance 2023 challenge (MICCAI 2023), "
+                   "https://ultrasoundenhance2023.grand-challenge.org/ (training archive: "
+                   "train_datasets/<organ>/{low_quality,high_quality}/)",
+    "liver_report": "USData, linked from the authors' repository "
+                    "LijunRio/Ultrasound-Report-Generation (README, Google Drive file "
+                    "11Aw3_ETNBtfT1W7eWifbsaexFqSsM5BB): new_Liver2.json + Liver_report/",
 }
 
 
