@@ -18,12 +18,7 @@ from echocare_lib.downstream.zoo import EFFNET_LITE0_SHA256
 from echocare_lib.figures import load_catalogue
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _samples(n_patients=10, per=3, size=32, seed=0):

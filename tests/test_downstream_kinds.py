@@ -19,12 +19,7 @@ from echocare_lib.downstream.heads import (DownstreamModel, clip_starts,
 from echocare_lib.downstream.trials import _resize, evaluate, save_predictions
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _meta(p, k):

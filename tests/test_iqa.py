@@ -23,13 +23,7 @@ def _block_mean(img: np.ndarray, f: int) -> np.ndarray:
     return img.reshape(h // f, f, w // f, f).mean((1, 3)).round() / 255.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two torch threads on a shared 2-core machine run the CNN ~20x slower than one.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CAMERA = skimage.data.camera()  # 512x512 uint8, public domain

@@ -66,6 +66,9 @@ class EnhanceConfig:
     lambda_content: float = 10.0
     content_pool: int = 4
     disc_channels: int = 32
+    #: decoder width (the segmentation head's is 24): the generator runs twice per step
+    #: (input and identity), so its full-resolution blocks dominate a step's cost
+    width: int = 16
     mode: str = "full"
 
     def to_dict(self) -> dict:
@@ -134,7 +137,7 @@ def train_enhancer(encoder: nn.Module, low: torch.Tensor, high: torch.Tensor,
     them, are never used). ``encoded``: (low, high) frozen encodings in ``frozen`` mode.
     Returns the generator (eval mode) and info (losses per epoch, seconds, images/s)."""
     torch.manual_seed(seed)
-    model = Enhancer(encoder)
+    model = Enhancer(encoder, width=cfg.width)
     disc = discriminator(cfg.disc_channels)
     frozen = cfg.mode == "frozen"
     if frozen:

@@ -55,7 +55,7 @@ class GenerativeTrials:
             from .finetune import encode_frozen
 
             if self.task.kind == "enhancement":
-                stub = Enhancer(encoder)
+                stub = Enhancer(encoder, width=self.cfg.width)
                 self._encoded = (encode_frozen(stub, self.low), encode_frozen(stub, self.high),
                                  encode_frozen(stub, self.test_low))
             else:

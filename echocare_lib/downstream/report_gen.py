@@ -19,7 +19,7 @@ decoded with beam search (beam 3). Ours keeps that shape on our encoder interfac
   validation BLEU-4 under greedy decoding is kept;
 * **decoding**: greedy, and beam search with ``beam_size`` beams (written here: torch has no
   generic beam search outside Hugging Face's ``generate``, which needs their model classes);
-  the best finished hypothesis by total log-probability divided by length^alpha.
+  the best finished hypothesis by total log-probability (divided by length^alpha if set).
 
 In ``frozen`` mode (the ``cpu`` profile) the encoder's outputs for both images are computed
 once per encoder and shared by the trials.
@@ -53,7 +53,7 @@ class ReportConfig:
     weight_decay: float = 0.01
     max_len: int = 160             # tokens incl. <bos>/<eos>; longer reports are truncated
     beam_size: int = 3
-    length_alpha: float = 0.7
+    length_alpha: float = 0.0        # beam score: logp / length^alpha (R2Gen: no penalty)
     patience: int = 4
     #: validation (greedy decoding + BLEU-4) starts at this fraction of the schedule: under
     #: the one-cycle schedule early epochs never win, and greedy decoding of an untrained
@@ -125,7 +125,7 @@ class ReportGenerator(nn.Module):
         mem = self.memory(*encoded)
         n = tokens.shape[1]
         h = self.embed(tokens) + self.pos_table[:n]
-        causal = nn.Transformer.generate_square_subsequent_mask(n, device=tokens.device)
+        causal = torch.ones(n, n, dtype=torch.bool, device=tokens.device).triu(1)
         h = self.decoder(h, mem, tgt_mask=causal, tgt_is_causal=True,
                          tgt_key_padding_mask=tokens.eq(0))
         return h @ self.embed.weight.T + self.out_bias
@@ -163,9 +163,15 @@ class ReportGenerator(nn.Module):
         max_len = min(max_len or self.cfg.max_len, self.cfg.max_len)
         alpha = self.cfg.length_alpha if alpha is None else alpha
         mem = self.memory(*encoded)
+        self._banned = [0, bos]  # never generate <pad> or <bos>
         if beam_size <= 1:
             return self._greedy(mem, bos, eos, max_len)
         return self._beam(mem, bos, eos, max_len, beam_size, alpha)
+
+    def _next(self, mem, cache, last, pos):
+        logp, cache = self._step(mem, cache, last, pos)
+        logp[:, self._banned] = float("-inf")
+        return logp, cache
 
     def _greedy(self, mem, bos, eos, max_len) -> list[list[int]]:
         b = len(mem)
@@ -173,7 +179,7 @@ class ReportGenerator(nn.Module):
         cache, out = self._empty_cache(b), []
         done = torch.zeros(b, dtype=torch.bool)
         for pos in range(max_len - 1):
-            logp, cache = self._step(mem, cache, last, pos)
+            logp, cache = self._next(mem, cache, last, pos)
             last = torch.where(done, torch.zeros_like(last), logp.argmax(-1))
             out.append(last)
             done |= last.eq(eos)
@@ -187,8 +193,8 @@ class ReportGenerator(nn.Module):
         # docstring). Each case keeps its k best open hypotheses by summed log-probability
         # (the B * k rows share one incremental decoder pass per step); a hypothesis that
         # emits <eos> is finished and scored by logp / length^alpha (GNMT's length
-        # normalisation); a case stops once it has k finished hypotheses (Hugging Face's
-        # ``early_stopping=True``), and the best finished one is returned.
+        # normalisation; R2Gen's default alpha = 0 is plain summed log-probability); a case
+        # stops when no open hypothesis can beat its best finished one, which is returned.
         b = len(mem)
         mem_k = mem.repeat_interleave(k, 0)
         scores = torch.full((b, k), float("-inf"))
@@ -198,7 +204,7 @@ class ReportGenerator(nn.Module):
         done = [False] * b
         cache, last = self._empty_cache(b * k), torch.full((b * k,), bos, dtype=torch.long)
         for pos in range(max_len - 1):
-            logp, cache = self._step(mem_k, cache, last, pos)
+            logp, cache = self._next(mem_k, cache, last, pos)
             v = logp.shape[1]
             top_s, top_i = (scores[:, :, None] + logp.view(b, k, v)).view(b, k * v).topk(
                 2 * k, dim=1)
@@ -210,11 +216,13 @@ class ReportGenerator(nn.Module):
                 if done[i]:
                     continue
                 j = 0
-                for sc, flat in zip(top_s[i].tolist(), top_i[i].tolist()):
+                for rank, (sc, flat) in enumerate(zip(top_s[i].tolist(), top_i[i].tolist())):
                     if sc == float("-inf"):
                         break
                     s_, t_ = divmod(flat, v)
                     if t_ == eos:
+                        if rank >= k:  # as Hugging Face: only an <eos> among the k best ends
+                            continue   # a hypothesis
                         n = len(seqs[i][s_]) + 1
                         finished[i].append((seqs[i][s_], sc / n ** alpha))
                     else:
@@ -223,7 +231,13 @@ class ReportGenerator(nn.Module):
                         j += 1
                     if j == k:
                         break
-                done[i] = len(finished[i]) >= k or j == 0
+                # stop when no open hypothesis can still win: a sum of log-probabilities
+                # only falls as tokens are added, and a negative sum divided by a length
+                # ^alpha is at most the sum / max_len^alpha
+                live = float(new_scores[i, :j].max()) if j else float("-inf")
+                bound = live / max_len ** alpha if live < 0 else live
+                done[i] = j == 0 or (bool(finished[i]) and
+                                     max(f[1] for f in finished[i]) >= bound)
             if all(done):
                 break
             gather = (torch.arange(b)[:, None] * k + src).flatten()
