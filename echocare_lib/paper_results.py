@@ -148,3 +148,46 @@ def paper_table(application: str | None = None,
                       else pd.Index([r[0] for r in rows], name=index[0]))[models]
     out.columns.name = "model"
     return out.fillna("")
+
+
+#: the encoders of our zoo that stand for a column of the paper (the rest have no offline
+#: weights here: RadImageNet, UltraSAM, CLIP, BiomedCLIP, DINO, USFM and the task-specific
+#: "SOTA w/o FM" models)
+ZOO_FOR_PAPER_MODEL = {"EchoCare": "echocare", "SimMIM": "mim-only"}
+
+
+def compare_with_paper(ours: pd.DataFrame, *, profile: str, data_source: str,
+                       results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table 4 (and Table 3 for reports) with this run's numbers beside the paper's.
+
+    ``ours``: this run's summaries, columns ``application``, ``metric``, ``model`` (our zoo
+    name) and ``text`` ("mean ± std" in the paper's units). One row per (application, metric)
+    of the paper, with the paper's EchoCare and best other model, then one column per encoder
+    of this run (``"<model> (this run)"``), and the paper's models this run has no encoder for
+    (no offline weights; SimMIM's counterpart is our ``mim-only`` encoder when it is in the
+    zoo), named, so no cell is silently blank. A paper row this run did not produce says so."""
+    paper = load_paper_results() if results is None else results
+    run_models = sorted(ours["model"].unique()) if len(ours) else []
+    rows = []
+    for (table, app, metric), g in paper.groupby(["table", "application", "metric"],
+                                                 sort=False):
+        higher = bool(g["higher_is_better"].iloc[0])
+        ec = g[g.model == "EchoCare"]
+        others = g[g.model != "EchoCare"]
+        best = others.loc[others["mean"].idxmax() if higher else others["mean"].idxmin()]
+        row = {"table": table, "application": app, "metric": metric,
+               "direction": "higher is better" if higher else "lower is better",
+               "EchoCare (paper)": (f"{ec['mean'].iloc[0]:.2f} ± {ec['std'].iloc[0]:.2f}"
+                                    if len(ec) else "not in the paper's table"),
+               "best other model (paper)": f"{best.model} {best['mean']:.2f} ± {best['std']:.2f}"}
+        mine = ours[(ours.application == app) & (ours.metric == metric)]
+        for m in run_models:
+            hit = mine[mine.model == m]
+            row[f"{m} (this run)"] = (hit["text"].iloc[0] if len(hit)
+                                      else f"no summary in this run ({profile})")
+        missing = [p for p in g.model if ZOO_FOR_PAPER_MODEL.get(p) not in run_models]
+        row["paper models not run here (no offline weights)"] = ", ".join(missing) or "none"
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs.update(profile=profile, data_source=data_source)
+    return out

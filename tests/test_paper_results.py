@@ -145,3 +145,33 @@ def test_validation_errors(tmp_path):
     raw.drop(columns="std").to_csv(file, index=False)
     with pytest.raises(ManifestError, match="missing required column"):
         load_paper_results(file)
+
+
+def test_compare_with_paper_puts_this_run_beside_the_paper_and_names_what_is_missing():
+    from echocare_lib.paper_results import compare_with_paper
+
+    ours = pd.DataFrame([
+        {"application": "echo_ef", "metric": "MAE", "model": "echocare", "text": "10.14 ± 1.46"},
+        {"application": "echo_ef", "metric": "MAE", "model": "scratch", "text": "9.47 ± 0.74"}])
+    t = compare_with_paper(ours, profile="cpu", data_source="simulator")
+    ef = t[(t.application == "echo_ef") & (t.metric == "MAE")].iloc[0]
+    assert ef["EchoCare (paper)"] == "3.91 ± 0.05"
+    assert ef["best other model (paper)"] == "USFM 4.10 ± 0.06"   # lowest MAE of the others
+    assert ef["echocare (this run)"] == "10.14 ± 1.46" and ef["scratch (this run)"] == "9.47 ± 0.74"
+    missing = ef["paper models not run here (no offline weights)"]
+    assert "SimMIM" in missing and "EchoCare" not in missing
+    dsc = t[(t.application == "thyroid_nodule_seg") & (t.metric == "DSC")].iloc[0]
+    assert dsc["echocare (this run)"] == "no summary in this run (cpu)"   # never blank
+    assert len(t) == 33  # 23 rows of Table 4 + 10 of Table 3
+
+
+def test_table2_names_functions_that_exist():
+    import importlib
+
+    from echocare_lib.paths import manifests_dir
+
+    t2 = pd.read_csv(manifests_dir() / "table2_metrics.csv")
+    assert t2.metric.is_unique and len(t2) >= 19
+    for f in t2.function:
+        module, name = f.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name)), f
