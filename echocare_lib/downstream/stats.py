@@ -165,7 +165,7 @@ def verdicts(summary: pd.DataFrame, tests: pd.DataFrame, tasks, model: str = "ec
     """One sentence per (task, metric): does ``model`` beat each other encoder, with the
     means and the two-sided Wilcoxon p of the test between the two (``tests`` from
     :func:`compare_to_best` via ``plots.box_with_stars``; it compares the best encoder with
-    each other one, so a pair without ``model`` or the best in it has p = nan). Written from
+    each other one, so a pair without the best in it is said to be untested). Written from
     the rows, whatever the answer is. ``metrics``: ``"primary"`` or ``"all"``."""
     by_name = {t.name: t for t in tasks}
     lines = []
@@ -184,8 +184,10 @@ def verdicts(summary: pd.DataFrame, tests: pd.DataFrame, tasks, model: str = "ec
                        ((tests.best == other) & (tests.model == model)))]
             p = t.w_p.iloc[0] if len(t) else float("nan")
             ahead = means[model] > means[other] if higher else means[model] < means[other]
+            test = (f"Wilcoxon p = {p:.3g}" if np.isfinite(p) else
+                    "not tested: the tests pair the best encoder with each other one")
             parts.append(f"{'beats' if ahead else 'does not beat'} {other} "
-                         f"({means[model]:.2f} vs {means[other]:.2f}, Wilcoxon p = {p:.3g})")
+                         f"({means[model]:.2f} vs {means[other]:.2f}, {test})")
         lines.append(f"{task} [{metric}, {'higher' if higher else 'lower'} is better]: "
                      f"{model} " + "; ".join(parts))
     return lines
