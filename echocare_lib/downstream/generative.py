@@ -20,7 +20,7 @@ from .report_gen import (ReportConfig, ReportGenerator, decode_reports, encode_r
 class GenerativeTrials:
     def __init__(self, task, prof, train: list[dict], test: list[dict]) -> None:
         self.task, self.prof, self.train, self.test = task, prof, train, test
-        self._encoded: dict[int, tuple] = {}  # id(encoder weights) -> frozen encodings
+        self._encoded: tuple = ()  # frozen encodings of the encoder named by ``_key``
         self._key = None
         if task.kind == "enhancement":
             self.cfg = EnhanceConfig.for_profile(prof)

@@ -428,7 +428,7 @@ def _inception_metric(weights: Path):
     if not weights.is_file():
         raise FileNotFoundError(f"Inception weights {weights} not found: give the torch-fidelity "
                                 "file weights-inception-2015-12-05-6726825d.pth")
-    # torch-fidelity loads its weights with torch.load(weights_only=False), which can run code
+    # torch-fidelity loads its weights as a full pickle (weights_only off), which can run code
     # from a pickle. Read the user's file weights-only (tensors and plain containers) and hand
     # torch-fidelity a copy written here instead.
     try:
