@@ -238,6 +238,29 @@ class _Batches:
                           for i in range(0, len(idx), batch_size)])
 
 
+class BestEpoch:
+    """Model selection with early stopping: keeps the state dict of the highest-scoring epoch
+    and says when ``patience`` scored epochs in a row have not improved on it."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.best, self.epoch, self.state, self.waited = patience, -np.inf, -1, \
+            None, 0
+
+    def update(self, model: torch.nn.Module, epoch: int, score: float) -> bool:
+        """Record ``epoch``'s score; True when training should stop."""
+        if score > self.best:
+            self.best, self.epoch, self.waited = score, epoch, 0
+            self.state = copy.deepcopy(model.state_dict())
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self, model: torch.nn.Module) -> None:
+        """Load the kept epoch's weights (nothing kept: the model stays as it is)."""
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
 def finetune(encoder: torch.nn.Module, kind: str, n_classes: int, train: list[dict],
              val: list[dict], cfg: FinetuneConfig, seed: int, val_score, *,
              progress: bool = False, desc: str = "",
@@ -279,7 +302,7 @@ def finetune(encoder: torch.nn.Module, kind: str, n_classes: int, train: list[di
     val_batches = (_Batches(model, _inputs(val, cfg.use_frames), frozen, enc_va) if len(val)
                    else None)
     g = torch.Generator().manual_seed(seed)
-    best, best_state, best_epoch, waited = -np.inf, None, -1, 0
+    keeper = BestEpoch(cfg.patience)
     n_img = 0
     for epoch in tqdm(range(cfg.epochs), desc=desc or f"fine-tuning {kind}", leave=False,
                       disable=not progress):
@@ -306,18 +329,12 @@ def finetune(encoder: torch.nn.Module, kind: str, n_classes: int, train: list[di
                 score = -float(F.nll_loss(pv.clamp_min(1e-8).log(), yv))
         else:
             score = float(epoch)  # no validation data: keep the last epoch
-        if score > best:
-            best, best_epoch, waited = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if keeper.update(model, epoch, score):
+            break
+    keeper.restore(model)
     secs = time.perf_counter() - t0
-    best_reported = best * sign if val_batches is not None else best
-    return model.eval(), {"best_epoch": best_epoch, "val_score": best_reported, "seconds": secs,
+    best_reported = keeper.best * sign if val_batches is not None else keeper.best
+    return model.eval(), {"best_epoch": keeper.epoch, "val_score": best_reported, "seconds": secs,
                           "train_images_per_s": n_img / secs if secs > 0 else float("nan")}
 
 

@@ -26,7 +26,6 @@ once per encoder and shared by the trials.
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass
 
@@ -278,6 +277,7 @@ def train_report_generator(encoder: nn.Module, tokenizer, train: list[dict], val
     """Fit the generator on ``train`` (samples with ``images`` [2, 1, H, W] and ``report``);
     keep the epoch with the best validation BLEU-4 (greedy decoding). ``encoded``: frozen
     (train, val) encodings from :func:`encode_reports` in ``frozen`` mode."""
+    from .finetune import BestEpoch
     from .report_text import nlg_metrics
 
     torch.manual_seed(seed)
@@ -304,7 +304,7 @@ def train_report_generator(encoder: nn.Module, tokenizer, train: list[dict], val
         enc_va = _encode_all(model, x_va) if x_va is not None else None
     refs_va = [s["report"] for s in val]
     gen = torch.Generator().manual_seed(seed)
-    best, best_state, best_epoch, waited, n_seen = -np.inf, None, -1, 0, 0
+    keeper, n_seen = BestEpoch(cfg.patience), 0
     t0 = time.perf_counter()
     for epoch in tqdm(range(cfg.epochs), desc=desc or "report generator", leave=False,
                       disable=not progress):
@@ -322,23 +322,19 @@ def train_report_generator(encoder: nn.Module, tokenizer, train: list[dict], val
             opt.step()
             sched.step()
             n_seen += len(idx)
-        if not val or epoch < int(cfg.validate_from * cfg.epochs):
-            score = float(epoch) - 1e9 if val else float(epoch)
+        if not val:
+            score = float(epoch)  # no validation data: keep the last epoch
+        elif epoch < int(cfg.validate_from * cfg.epochs):
+            continue  # not validated yet (patience counts validated epochs only)
         else:
             enc_v = enc_va if frozen else _encode_all(model, x_va)
             hyps = decode_reports(model, tokenizer, enc_v, beam_size=1)
             score = nlg_metrics(refs_va, hyps, meteor=False)["BLEU-4"]
-        if score > best:
-            best, best_epoch, waited = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        elif score > -1e8:  # patience counts validated epochs only
-            waited += 1
-            if waited >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if keeper.update(model, epoch, score):
+            break
+    keeper.restore(model)
     secs = time.perf_counter() - t0
-    return model.eval(), {"best_epoch": best_epoch, "val_score": best, "seconds": secs,
+    return model.eval(), {"best_epoch": keeper.epoch, "val_score": keeper.best, "seconds": secs,
                           "train_images_per_s": 2 * n_seen / secs if secs > 0 else float("nan")}
 
 
