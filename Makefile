@@ -7,10 +7,12 @@ PYTHON   ?= python3
 VENV     ?= .venv
 PROFILE  ?= cpu
 SEED     ?= 0
+# independent notebooks side by side (echocare_lib.run STAGES); 2 suits the 2-core budget machine
+JOBS     ?= 2
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.echocare-installed
 DEPS     := pyproject.toml requirements/constraints.txt
-RUN_ARGS := --profile $(PROFILE) --seed $(SEED) $(if $(ONLY),--only $(ONLY)) \
+RUN_ARGS := --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) $(if $(ONLY),--only $(ONLY)) \
             $(if $(FROM),--from $(FROM)) $(if $(OUT),--out-dir $(OUT)) \
             $(if $(DATA),--data-dir $(DATA)) $(if $(DEVICE),--device $(DEVICE))
 
@@ -18,7 +20,7 @@ RUN_ARGS := --profile $(PROFILE) --seed $(SEED) $(if $(ONLY),--only $(ONLY)) \
 .PHONY: help env figures test unit nbval lint-notebooks strip lab bench lock clean pretrain
 
 help:
-	@echo "make figures   regenerate every figure and table (PROFILE=$(PROFILE); ONLY=03 FROM=02 OUT=dir DATA=dir)"
+	@echo "make figures   regenerate every figure and table (PROFILE=$(PROFILE); ONLY=03 FROM=02 OUT=dir DATA=dir JOBS=$(JOBS))"
 	@echo "make test      unit tests, then every notebook under nbval (smoke profile)"
 	@echo "make env       create or update the virtual environment in $(VENV)"
 	@echo "make pretrain  pretrain one variant outside the notebooks (PROFILE, VARIANT=echocare, NPROC=1: torchrun)"

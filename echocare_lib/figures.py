@@ -94,7 +94,15 @@ def read_index(out_dir: "str | os.PathLike") -> pd.DataFrame:
 
 
 def _update_index(out_dir: Path, row: dict) -> None:
-    """Replace the label's row and rewrite the index atomically (sorted, so diffs are stable)."""
+    """Replace the label's row and rewrite the index atomically (sorted, so diffs are stable),
+    under a file lock: notebooks running side by side (``run --jobs``) share the index."""
+    from filelock import FileLock
+
+    with FileLock(str(out_dir / ".index.lock"), timeout=120):
+        _rewrite_index(out_dir, row)
+
+
+def _rewrite_index(out_dir: Path, row: dict) -> None:
     df = read_index(out_dir)
     df = df[df["label"] != row["label"]]
     df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)

@@ -89,3 +89,38 @@ def test_bad_arguments_are_refused_clearly(nb_dir):
     res = subprocess.run([sys.executable, "-m", "echocare_lib.run", "--profile", "huge", "--list"],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "Unknown profile 'huge'" in res.stderr
+
+
+def test_stages_group_independent_notebooks_in_order(tmp_path):
+    from echocare_lib.run import stages
+
+    names = ["00_overview", "01_echoatlas_curation", "02_pretraining", "03_classification",
+             "04_segmentation", "09_report_generation", "10_label_efficiency_ablation",
+             "11_tables", "12_extra", "13_more"]
+    got = [[p.stem.split("_")[0] for p in g] for g in stages([tmp_path / f"{n}.ipynb"
+                                                             for n in names])]
+    # 12 and 13 are in no stage: each runs alone, after everything before it
+    assert got == [["00", "01"], ["02"], ["03", "04", "09"], ["10"], ["11"], ["12"], ["13"]]
+
+
+def test_parallel_stage_runs_both_and_attributes_outputs(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    for stem, label in (("00_overview", "overview_real_us"), ("01_echoatlas_curation", "fig2_world_map")):
+        _write(d / f"{stem}.ipynb", [
+            f'run = ec.setup(seed=seed, profile=profile, notebook="{stem}", out_dir=out_dir)',
+            "import os, matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([seed, 1])\n"
+            f'ec.save_figure(fig, "{label}")',
+            'assert os.environ["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))',
+        ])
+    res = _run(d, "--jobs", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = (tmp_path / "build/smoke/run_summary.csv").read_text()
+    # each notebook is credited with its own output although both wrote the index at once
+    assert "00_overview,ok" in summary and "01_echoatlas_curation,ok" in summary
+    lines = {ln.split(",")[0]: ln for ln in summary.splitlines()}
+    assert "overview_real_us" in lines["00_overview"] and "fig2_world_map" not in lines["00_overview"]
+    assert "fig2_world_map" in lines["01_echoatlas_curation"]
+    index = (tmp_path / "out/index.csv").read_text()
+    assert "overview_real_us" in index and "fig2_world_map" in index
+    assert "wall time" in res.stdout
