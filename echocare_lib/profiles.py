@@ -69,10 +69,20 @@ class Profile:
     #: trials of the generative applications (enhancement GAN, report decoder), whose one
     #: trial costs ten or more probe trials on a CPU; 0: ``n_trials``
     generative_trials: int = 0
+    # --- label efficiency and ablation (notebook 10, Fig. 8) ---
+    #: trials per train fraction of Fig. 8a-j and per encoder of Fig. 8k; 0: ``n_trials``.
+    #: The first trials at fraction 1 are the ones notebooks 03-09 ran (cached rows).
+    efficiency_trials: int = 0
+    #: the same for the generative applications; 0: ``generative_trials``
+    efficiency_generative_trials: int = 0
+    #: train fractions of the generative applications' curves; empty: ``train_fractions``
+    #: (their evaluation costs the same at every fraction: beam search, METEOR, IQA)
+    efficiency_generative_fractions: tuple[float, ...] = ()
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["train_fractions"] = list(self.train_fractions)
+        d["efficiency_generative_fractions"] = list(self.efficiency_generative_fractions)
         return d
 
     def replace(self, **changes) -> "Profile":
@@ -88,12 +98,17 @@ class Profile:
     def config_hash(self) -> str:
         """Short stable hash of the profile's settings, for cache keys of results."""
         d = self.to_dict()
-        # a trial count is not a setting of any one result row (rows are cached per trial):
-        # left out, so that adding it kept the cached rows of the other notebooks valid
-        d.pop("generative_trials")
+        # trial counts and the fractions notebook 10 asks for are not settings of any one
+        # result row (rows are cached per trial and fraction): left out, so that adding them
+        # kept the cached rows of the other notebooks valid
+        for k in _NOT_HASHED:
+            d.pop(k)
         blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
+
+_NOT_HASHED = ("generative_trials", "efficiency_trials", "efficiency_generative_trials",
+               "efficiency_generative_fractions")
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -118,6 +133,7 @@ PROFILES: dict[str, Profile] = {
         sim_train_size=32,
         sim_test_size=16,
         train_fractions=(0.5, 1.0),
+        efficiency_trials=1,
         corpus_sources=9,
         corpus_images_per_source=6,
     ),
@@ -143,9 +159,14 @@ PROFILES: dict[str, Profile] = {
         # six trials fit on two cores only this way; six trials is the fewest with which the
         # two-sided Wilcoxon signed-rank test can reach p < 0.05 (2/2^6 = 0.031).
         n_trials=6,
-        # 3: a GAN or report-decoder trial costs about a minute on 2 cores (no Wilcoxon
-        # test can reach p < 0.05 with 3 paired trials; the t-test can)
-        generative_trials=3,
+        # 2: a GAN or report-decoder trial costs one to two minutes on 2 cores; two trials
+        # give a spread, not a test (no test reaches p < 0.05 with 2 pairs): the budget
+        generative_trials=2,
+        # Fig. 8 on the budget: 2 trials per fraction (the first 2 of notebooks 03-09's at
+        # fraction 1), the generative curves at 25% and 100% with one trial
+        efficiency_trials=2,
+        efficiency_generative_trials=1,
+        efficiency_generative_fractions=(0.25, 1.0),
         finetune_epochs=8,
         finetune_batch_size=32,
         finetune_mode="frozen",

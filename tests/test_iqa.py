@@ -294,3 +294,18 @@ def test_no_deps_installs_are_pinned_like_the_lock():
         pinned = re.search(rf"--no-deps[^\n]*(?:\\\n[^\n]*)*\b{name}==([\w.]+)", makefile)
         assert pinned, f"the Makefile does not install {name}==<version> with --no-deps"
         assert f"\n{name}=={pinned.group(1)}\n" in lock
+
+
+def test_frechet_distance_reuses_reference_features_with_the_same_result(no_network):
+    real = _crops(CAMERA / 255.0)
+    fake = [ndimage.gaussian_filter(c, 2.0) for c in real]
+    iqa._REAL_FEATURES.clear()
+    first = iqa.frechet_distance(real, fake)             # computes the reference features
+    assert len(iqa._REAL_FEATURES) == 1
+    again = iqa.frechet_distance([c.copy() for c in real], fake)  # same content: reused
+    assert again == first and len(iqa._REAL_FEATURES) == 1
+    other = iqa.frechet_distance(real, [_degraded(c)["noise"] for c in real])
+    iqa._REAL_FEATURES.clear()
+    assert iqa.frechet_distance(real, [_degraded(c)["noise"] for c in real]) == other  # fresh
+    shifted = [np.clip(c + 0.05, 0, 1) for c in real]   # another reference: its own features
+    assert iqa.frechet_distance(shifted, fake) != first

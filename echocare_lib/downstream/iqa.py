@@ -420,6 +420,35 @@ def _image_set(images, name: str) -> list[np.ndarray]:
     return out
 
 
+#: EfficientNet FD metrics holding the features of recent reference sets (content hash ->
+#: metric): the enhancement trials score every generator against the same high-quality test
+#: images, whose features need computing once, not once per trial
+_REAL_FEATURES: dict[str, object] = {}
+
+
+def _effnet_metric(real: list[np.ndarray]):
+    """(metric, whether it already holds ``real``'s features). torchmetrics keeps the real
+    statistics across ``reset()`` with ``reset_real_features=False``; the result is the same
+    as a fresh metric's (a test checks it)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    h = hashlib.sha256()
+    for im in real:
+        h.update(np.ascontiguousarray(im, np.float32).tobytes())
+        h.update(str(im.shape).encode())
+    key = h.hexdigest()
+    metric = _REAL_FEATURES.get(key)
+    if metric is not None:
+        metric.reset()  # drops the fake features only
+        return metric, True
+    metric = FrechetInceptionDistance(feature=_effnet_extractor(), normalize=True,
+                                      reset_real_features=False)
+    while len(_REAL_FEATURES) >= 2:  # a test set and a validation set at most
+        _REAL_FEATURES.pop(next(iter(_REAL_FEATURES)))
+    _REAL_FEATURES[key] = metric
+    return metric, False
+
+
 def _inception_metric(weights: Path):
     """torchmetrics' Inception-v3 FID on the user's weights file, never downloading."""
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -514,15 +543,16 @@ def frechet_distance(real_images, fake_images, *, extractor: str = "efficientnet
     real = _image_set(real_images, "real_images")
     fake = _image_set(fake_images, "fake_images")
 
+    sets = [(real, True), (fake, False)]
     if inception_weights is not None:
         metric, prepare = _inception_metric(Path(inception_weights)), _inception_batch
     else:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-
-        metric = FrechetInceptionDistance(feature=_effnet_extractor(), normalize=True)
+        metric, have_real = _effnet_metric(real)
         prepare = _effnet_batch
+        if have_real:
+            sets = sets[1:]
     with torch.inference_mode():
-        for ims, is_real in ((real, True), (fake, False)):
+        for ims, is_real in sets:
             for chunk in _chunks(ims, batch_size):
                 metric.update(prepare(chunk), real=is_real)
         with _flush_denormals():

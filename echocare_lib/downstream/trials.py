@@ -279,9 +279,12 @@ def _probe_parts(task, cfg) -> list[str]:
 
 def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, data=None,
                train_fractions=(1.0,), n_trials: int | None = None, results_dir=None,
-               progress: bool = True) -> pd.DataFrame:
+               progress: bool = True, cached_only: bool = False) -> pd.DataFrame:
     """Tidy rows for every (encoder, train fraction, trial); cached rows are reused when the
-    configuration (profile, task data, fine-tuning settings, encoder checkpoint) matches."""
+    configuration (profile, task data, fine-tuning settings, encoder checkpoint) matches.
+    Rows of a fraction below 1 carry the metrics that need no surface distances or COCO AP
+    (the primary metric always). ``cached_only``: return the cached rows and train nothing
+    (what a summary of earlier notebooks' runs needs)."""
     from ..paths import build_dir
     from ..profiles import get_profile
 
@@ -319,6 +322,8 @@ def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, d
                 if not hit.empty:
                     rows.append(hit)
                     continue
+                if cached_only:
+                    continue
                 s = trial_seed(seed, t)
                 kept, val_idx = split_by_patient(train, cfg.val_fraction, s)
                 kept = subsample_patients(kept, train, frac, s)
@@ -352,7 +357,10 @@ def run_trials(task_name: str, encoders: list[str], *, profile, seed: int = 0, d
                     higher_is_better=higher)
                 probs = (predict_encoded(model, x_test, frozen[1]) if encoded is not None
                          else predict(model, x_test))
-                res = evaluate(task, probs, test)
+                # below the full training set (Fig. 8's curves, which plot the primary metric)
+                # the surface-distance and COCO-AP metrics are skipped: at small fractions they
+                # cost more than the training
+                res = evaluate(task, probs, test, surface=frac >= 1.0)
                 if t == 0:  # keep trial 0's test predictions for example figures and browsing
                     save_predictions(store.path.parent, task_name, enc_name, frac, h, probs,
                                      kind=task.kind, classes=task.classes)
