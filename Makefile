@@ -17,7 +17,7 @@ RUN_ARGS := --profile $(PROFILE) --seed $(SEED) --jobs $(JOBS) $(if $(ONLY),--on
             $(if $(DATA),--data-dir $(DATA)) $(if $(DEVICE),--device $(DEVICE))
 
 .DEFAULT_GOAL := help
-.PHONY: help env figures test unit nbval lint-notebooks strip lab bench lock clean pretrain
+.PHONY: help env figures test unit nbval outputs lint-notebooks strip lab bench lock clean pretrain
 
 help:
 	@echo "make figures   regenerate every figure and table (PROFILE=$(PROFILE); ONLY=03 FROM=02 OUT=dir DATA=dir JOBS=$(JOBS))"
@@ -48,17 +48,23 @@ env: $(STAMP)
 figures: $(STAMP)
 	$(BIN)/python -m echocare_lib.run $(RUN_ARGS)
 
-test: unit nbval
+test: unit nbval outputs
 
 unit: $(STAMP)
-	ECHOCARE_PROFILE=smoke $(BIN)/python -m pytest -p no:cacheprovider tests
+	ECHOCARE_PROFILE=smoke $(BIN)/python -m pytest -p no:cacheprovider --ignore=tests/after_nbval tests
 
 # nbval cannot inject Papermill parameters: the profile and output folder come from the
 # environment, so the committed reference figures/ are never touched by tests.
 nbval: $(STAMP)
+	rm -rf $(CURDIR)/build/nbval/figures
 	ECHOCARE_PROFILE=smoke ECHOCARE_OUT_DIR=$(CURDIR)/build/nbval/figures \
 	    $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=1200 notebooks
+
+# what the whole smoke run wrote: every paper figure/table from its one notebook, in the index
+outputs: $(STAMP)
+	ECHOCARE_PROFILE=smoke ECHOCARE_SMOKE_OUT=$(CURDIR)/build/nbval/figures \
+	    $(BIN)/python -m pytest -p no:cacheprovider tests/after_nbval
 
 # Pretraining outside the notebooks: the same code, under torchrun with NPROC processes per node
 # (GPUs; gloo on CPU). Notebook 02 reuses the checkpoint when its configuration matches.

@@ -47,3 +47,14 @@ def test_replace_and_hash():
     assert c.config_hash() == PROFILES["cpu"].config_hash()
     with pytest.raises(ValueError, match="no field"):
         c.replace(n_trails=3)
+
+
+def test_trial_counts_and_efficiency_fractions_do_not_invalidate_cached_rows():
+    from echocare_lib.profiles import get_profile
+
+    cpu = get_profile("cpu")
+    same = cpu.replace(generative_trials=5, efficiency_trials=4, efficiency_generative_trials=3,
+                       efficiency_generative_fractions=(0.1, 1.0))
+    assert same.config_hash() == cpu.config_hash()
+    assert cpu.replace(finetune_epochs=9).config_hash() != cpu.config_hash()
+    assert cpu.to_dict()["efficiency_generative_fractions"] == [0.25, 1.0]
