@@ -96,3 +96,13 @@ def resolve_data_dir(data_dir: "str | os.PathLike | None") -> Path | None:
             "empty to use the embedded simulator."
         )
     return p
+
+
+def display_path(path: "str | os.PathLike") -> str:
+    """``path`` relative to the project root when it lies inside it (tables stay the same on
+    every clone), else absolute (``ECHOCARE_BUILD_DIR`` may point anywhere)."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(project_root().resolve()))
+    except ValueError:
+        return str(p)

@@ -121,17 +121,21 @@ def _live(name: str, controls: dict, render, show: bool, layout=None) -> WidgetV
 
     def update(_change=None) -> None:
         values = {k: c.value for k, c in controls.items()}
+        try:
+            result, fig, extra = render(**values)
+        except (ValueError, IndexError, KeyError, FileNotFoundError) as e:  # say why
+            with out:
+                out.clear_output(wait=True)
+                print(f"{type(e).__name__}: {e}")
+            return
+        if result is None and fig is None and not extra:  # nothing to draw (yet)
+            return
+        view.result, view.figure = result, fig
         with out:
             out.clear_output(wait=True)
-            try:
-                result, fig, extra = render(**values)
-            except (ValueError, IndexError, KeyError) as e:  # a bad combination: say why
-                print(f"{type(e).__name__}: {e}")
-                return
-            view.result, view.figure = result, fig
             _display(*(o for o in (fig, *extra) if o is not None))
-            if fig is not None:
-                _close(fig)
+        if fig is not None:
+            _close(fig)
 
     for c in controls.values():
         c.observe(update, names="value")
@@ -560,6 +564,8 @@ def show_scanner(scene: str = "thyroid", *, interactive: bool | None = None, sho
 
     def load_preset(change) -> None:
         """A new scene or probe: its preset frequency and depth, then one redraw."""
+        if busy["on"]:  # set by load_preset itself
+            return
         sc = controls["scene"].value
         kind = controls["probe"].value if change["owner"] is controls["probe"] else None
         preset = scanner_view(sc, kind, device_style=controls["device_style"].value,
@@ -985,7 +991,8 @@ def _read_rows(root: Path, task: str):
     path = root / f"{task}.csv"  # ResultStore's file (read here without creating folders)
     if not path.is_file():
         return pd.DataFrame(columns=ResultStore.COLUMNS)
-    return pd.read_csv(path)
+    # hashes are hex strings: one of digits only (or like "12e4...") must stay a string
+    return pd.read_csv(path, dtype={"config_hash": str, "model": str, "metric": str})
 
 
 @lru_cache(maxsize=4)
@@ -1194,10 +1201,10 @@ def results_figure(result: dict):
         if t.kind in ("segmentation", "detection", "landmarks"):
             draw_labels(ax, result["sample"])
         ax.axis("off")
-        what = {k: v for k, v in truth.items() if isinstance(v, (str, float, int))}
-        ax.set_title("ground truth" + "".join(f"\n{k}: {v:.3g}" if isinstance(v, float)
-                                              else f"\n{k}: {v}"[:60] for k, v in what.items())
-                     + "\n" + "\n".join(result["notes"])[:120], fontsize=7)
+        facts = [f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}"[:60]
+                 for k, v in truth.items() if isinstance(v, (str, float)) and k != "report"]
+        ax.set_title("\n".join(["ground truth", *facts, "(no stored prediction: see the "
+                                                         "notes)"]), fontsize=7)
         fig.suptitle(title, fontsize=8, wrap=True)
         fig.tight_layout()
         return fig
@@ -1253,11 +1260,21 @@ def results_figure(result: dict):
     return fig
 
 
+class _Note:
+    """Plain text that displays without quotes (``display("text")`` shows a str's repr)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def _results_extra(result: dict) -> tuple:
     if not result.get("available"):
         return ()
-    notes = "\n".join(result["notes"])
-    return (results_metrics_table(result), notes) if notes else (results_metrics_table(result),)
+    table = results_metrics_table(result)
+    return (table, _Note("\n".join(result["notes"]))) if result["notes"] else (table,)
 
 
 def show_results(task: str = "breast_birads", encoder: str = "echocare", *,
@@ -1296,13 +1313,15 @@ def show_results(task: str = "breast_birads", encoder: str = "echocare", *,
             return None, None, ()
         result = results_view(task, encoder, trial, case, **settings)
         if not result["available"]:
-            return result, None, (result["message"],)
+            return result, None, (_Note(result["message"]),)
         return result, results_figure(result), _results_extra(result)
 
     view = _live("results browser", controls, render, show)
 
     def new_task(_change) -> None:
         """Another application: its encoders, trials and cases, then one redraw."""
+        if busy["on"]:
+            return
         busy["on"] = True
         try:
             probe = results_view(controls["task"].value, controls["encoder"].value, 0, 0,
