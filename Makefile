@@ -78,7 +78,7 @@ strip: $(STAMP)
 	$(BIN)/nbstripout --keep-id notebooks/*.ipynb
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	ECHOCARE_WIDGETS=live $(BIN)/jupyter lab notebooks
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev,bench]"

@@ -3,14 +3,14 @@
 Four widgets, each a pure *logic* function (numpy arrays, dicts, matplotlib figures; testable
 without a browser) and a thin ``ipywidgets`` *UI* builder around it:
 
-=====================  =========================  ===========================  ===============
-widget                 logic                      figure                       UI builder
-=====================  =========================  ===========================  ===============
-scanner simulator      :func:`scanner_view`       :func:`scanner_figure`       :func:`show_scanner`
-masking and recon.     :func:`masking_view`       :func:`masking_figure`       :func:`show_masking`
-hierarchy explorer     :func:`hierarchy_view`     :func:`hierarchy_figure`     :func:`show_hierarchy`
-results browser        :func:`results_view`       :func:`results_figure`       :func:`show_results`
-=====================  =========================  ===========================  ===============
+==================  =======================  =========================  ======================
+widget              logic                    figure                     UI builder
+==================  =======================  =========================  ======================
+scanner simulator   :func:`scanner_view`     :func:`scanner_figure`     :func:`show_scanner`
+masking and recon.  :func:`masking_view`     :func:`masking_figure`     :func:`show_masking`
+hierarchy explorer  :func:`hierarchy_view`   :func:`hierarchy_figure`   :func:`show_hierarchy`
+results browser     :func:`results_view`     :func:`results_figure`     :func:`show_results`
+==================  =======================  =========================  ======================
 
 Where they belong: the scanner simulator in ``00_overview`` (why speckle exists, why depth
 costs resolution, why a cyst enhances and a calcification shadows); masking/reconstruction and
@@ -21,7 +21,7 @@ the hierarchy explorer in ``02_pretraining``; the results browser in ``03``-``09
 and returns; nothing blocks, and the output is a pure function of the arguments. The widgets
 are live only when asked: ``show_*(interactive=True)``, or the environment variable
 ``ECHOCARE_WIDGETS=live`` (the variable a teacher's JupyterLab is launched with, e.g.
-``ECHOCARE_WIDGETS=live jupyter lab notebooks``; the ``make lab`` target is meant to set it).
+``ECHOCARE_WIDGETS=live jupyter lab notebooks``; ``make lab`` sets it).
 :func:`is_interactive` is the one place that decides.
 
 The physics, models and metrics are the project's own: the scanner calls the simulator
@@ -35,6 +35,7 @@ slider responsive, and the figures' layout.
 from __future__ import annotations
 
 import os
+import textwrap
 import zlib
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -46,10 +47,10 @@ from .session import OKABE_ITO
 
 __all__ = [
     "SCENES", "is_interactive", "WidgetView",
-    "scanner_view", "scanner_figure", "show_scanner",
+    "scanner_scene", "scanner_view", "scanner_figure", "show_scanner",
     "example_images", "masking_view", "masking_figure", "show_masking",
     "hierarchy_view", "hierarchy_figure", "show_hierarchy",
-    "results_view", "results_figure", "show_results",
+    "results_view", "results_figure", "results_metrics_table", "show_results",
 ]
 
 #: Environment variable that turns the widgets live (any other value, or unset: static).
@@ -81,6 +82,8 @@ class WidgetView:
     figure: object | None = None
     controls: dict = field(default_factory=dict)
     text: str = ""
+    #: live views: redraw from the controls' current values
+    update: object = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         mode = "live" if self.interactive else "static"
@@ -111,9 +114,10 @@ def _static(name: str, result: dict, fig, show: bool, extra=(), text: str = "") 
     return WidgetView(name, False, result, None, fig, text=text)
 
 
-def _live(name: str, controls: dict, render, show: bool, layout=None) -> WidgetView:
+def _live(name: str, controls: dict, render, show: bool, skip=()) -> WidgetView:
     """Wire ``controls`` (name -> ipywidget) to ``render(**values) -> (result, fig, extra)``,
-    drawn into an :class:`ipywidgets.Output`; returns the view (updated on every change)."""
+    drawn into an :class:`ipywidgets.Output`; returns the view (redrawn on every change of a
+    control not in ``skip``: those reset other controls first, then call ``view.update``)."""
     import ipywidgets as W
 
     out = W.Output()
@@ -137,10 +141,11 @@ def _live(name: str, controls: dict, render, show: bool, layout=None) -> WidgetV
         if fig is not None:
             _close(fig)
 
-    for c in controls.values():
-        c.observe(update, names="value")
-    view.widget = layout(controls, out) if layout else W.VBox(
-        [W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap")), out])
+    for k, c in controls.items():
+        if k not in skip:
+            c.observe(update, names="value")
+    view.widget = W.VBox([W.HBox(list(controls.values()),
+                                 layout=W.Layout(flex_flow="row wrap")), out])
     view.update = update
     update()
     if show:
@@ -310,25 +315,30 @@ def _psf_used(grid, focus_mm: float) -> dict:
     ax_mm = np.linspace(-half / 2, half / 2, 81)
     axial_profile = np.interp(ax_mm, off_z * grid.dz, amp_z)
 
-    def at(depth: float) -> dict:
+    def lateral_at(depth: float) -> tuple[float, np.ndarray, np.ndarray, float]:
         d = float(np.clip(depth, 0.0, grid.depth_mm))
-        row = pad_z + int(round(d / grid.dz))
+        row = pad_z + int(round(d / grid.dz))  # hx rows: pad_z above the face, then depths
         spacing = float(probe.line_spacing_mm(np.array([d]), grid.n_lines)[0])
         off_x, amp_x = _impulse(hx[row])
-        lateral = np.interp(lat_mm, off_x * spacing, amp_x, left=0.0, right=0.0)
+        return d, off_x * spacing, amp_x, _fwhm(amp_x, spacing / 8)
+
+    def at(depth: float) -> dict:
+        d, x_mm, amp_x, fwhm = lateral_at(depth)
+        lateral = np.interp(lat_mm, x_mm, amp_x, left=0.0, right=0.0)
         return {"depth_mm": d, "image": np.outer(axial_profile, lateral).astype(np.float32),
                 "axial_mm": ax_mm, "lateral_mm": lat_mm,
-                "axial_fwhm_mm": axial_fwhm, "lateral_fwhm_mm": _fwhm(amp_x, spacing / 8),
-                "probe_lateral_fwhm_mm": float(FWHM * psf.sigma_lateral_mm(np.array(d))),
-                }
+                "axial_fwhm_mm": axial_fwhm, "lateral_fwhm_mm": fwhm,
+                "probe_lateral_fwhm_mm": float(FWHM * psf.sigma_lateral_mm(np.array(d)))}
 
-    depths = np.linspace(0.0, grid.depth_mm, 41)
-    lateral = np.array([at(d)["lateral_fwhm_mm"] for d in depths])
-    return {"focus": at(focus_mm), "deepest": at(grid.depth_mm),
-            "depths_mm": depths, "lateral_fwhm_mm": lateral,
-            "probe_lateral_fwhm_mm": FWHM * psf.sigma_lateral_mm(depths),
-            "axial_fwhm_mm": axial_fwhm, "probe_axial_fwhm_mm": float(FWHM * psf.sigma_axial_mm),
-            "axial_speckle_mm": psf.axial_speckle_mm}
+    depths = np.linspace(0.02 * grid.depth_mm, grid.depth_mm, 41)  # (sector apex: no width)
+    out = {"focus": at(focus_mm), "deepest": at(grid.depth_mm),
+           "depths_mm": depths, "lateral_fwhm_mm": np.array([lateral_at(d)[3] for d in depths]),
+           "probe_lateral_fwhm_mm": FWHM * psf.sigma_lateral_mm(depths),
+           "axial_fwhm_mm": axial_fwhm, "probe_axial_fwhm_mm": float(FWHM * psf.sigma_axial_mm)}
+    for a in (ax_mm, lat_mm, out["focus"]["image"], out["deepest"]["image"], depths,
+              out["lateral_fwhm_mm"], out["probe_lateral_fwhm_mm"]):
+        a.setflags(write=False)  # cached: shared by every call on this grid
+    return out
 
 
 #: Beam-grid frames of recent acquisitions, keyed by everything but gain and dynamic range
@@ -351,6 +361,8 @@ def _acquisition(setup: ScannerScene, seed: int, key: tuple, kwargs: dict, proc)
     props = setup.scene.properties(x, z)
     echo = np.where(frame.fov, props["echo"], 0.0).astype(np.float32)
     atten = np.where(frame.fov, props["atten"], 0.0).astype(np.float32)
+    for a in (echo, atten):
+        a.setflags(write=False)  # shared by every gain / dynamic range of this frame
     if len(_FRAMES) >= _MAX_FRAMES:
         _FRAMES.pop(next(iter(_FRAMES)))
     _FRAMES[key] = (frame, echo, atten)
@@ -371,6 +383,26 @@ def _display_image(frame, proc) -> np.ndarray:
     if proc.smoothing_px > 0:
         display = gaussian_filter(display, proc.smoothing_px)
     return scan_convert(display, frame.grid, frame.display)[0]
+
+
+def _resolve(scene, probe, frequency_mhz, depth_mm, focus_mm, device_style, seed):
+    """(scene setup, device style, probe, depth): every None replaced by the preset."""
+    from .sim.devices import device_style as get_style
+
+    setup = scanner_scene(scene, int(seed))
+    style = get_style(device_style)
+    kind = probe or setup.probe
+    if kind not in DEPTH_RANGE:
+        raise ValueError(f"probe must be one of {list(DEPTH_RANGE)}, got {kind!r}")
+    own = kind == setup.probe
+    f0 = float(frequency_mhz) if frequency_mhz else (
+        setup.f0_mhz if own and setup.f0_mhz else style.probe(kind).f0_mhz)
+    depth = float(depth_mm) if depth_mm else setup.depth_mm
+    if depth <= 0:
+        raise ValueError(f"depth_mm must be > 0, got {depth}")
+    focus = float(focus_mm) if focus_mm is not None else setup.focus_mm
+    changes = {**(setup.probe_changes if own else {}), "f0_mhz": f0, "focus_mm": focus}
+    return setup, style, style.probe(kind, **changes), depth  # Probe checks 0.5-30 MHz
 
 
 def scanner_view(scene: str = "thyroid", probe: str | None = None,
@@ -400,23 +432,11 @@ def scanner_view(scene: str = "thyroid", probe: str | None = None,
     bottom, top, for ``imshow``), ``pixel_spacing_mm``, ``settings`` (what was used, every
     preset resolved) and ``notes`` (what a student should notice).
     """
-    from .sim.devices import device_style as get_style
     from .sim.physics import Processing
 
-    setup = scanner_scene(scene, int(seed))
-    style = get_style(device_style)
-    kind = probe or setup.probe
-    if kind not in DEPTH_RANGE:
-        raise ValueError(f"probe must be one of {list(DEPTH_RANGE)}, got {kind!r}")
-    own = kind == setup.probe
-    f0 = float(frequency_mhz) if frequency_mhz else (
-        setup.f0_mhz if own and setup.f0_mhz else style.probe(kind).f0_mhz)
-    depth = float(depth_mm) if depth_mm else setup.depth_mm
-    if depth <= 0:
-        raise ValueError(f"depth_mm must be > 0, got {depth}")
-    focus = float(focus_mm) if focus_mm is not None else setup.focus_mm
-    changes = {**(setup.probe_changes if own else {}), "f0_mhz": f0, "focus_mm": focus}
-    pr = style.probe(kind, **changes)  # validates the frequency (0.5-30 MHz)
+    setup, style, pr, depth = _resolve(scene, probe, frequency_mhz, depth_mm, focus_mm,
+                                       device_style, seed)
+    kind, f0, focus = pr.kind, pr.f0_mhz, pr.focus_mm
     base = replace(style.proc, **setup.proc_changes)
     gain = float(style.proc.gain_db + setup.gain_offset_db + gain_db)
     dr = float(dynamic_range_db) if dynamic_range_db else float(base.dynamic_range_db)
@@ -458,11 +478,14 @@ def scanner_figure(result: dict):
     import matplotlib.pyplot as plt
 
     s, psf = result["settings"], result["psf"]
-    fig = plt.figure(figsize=(13, 5.6))
-    gs = fig.add_gridspec(2, 4, width_ratios=[1.5, 1.5, 1, 1], hspace=0.55, wspace=0.4)
-    ax_img, ax_echo = fig.add_subplot(gs[:, 0]), fig.add_subplot(gs[:, 1])
-    ax_pf, ax_pd = fig.add_subplot(gs[0, 2]), fig.add_subplot(gs[0, 3])
-    ax_curve = fig.add_subplot(gs[1, 2:])
+    # fixed positions, no layout engine: redrawing on every slider move stays fast
+    fig = plt.figure(figsize=(13, 5.0))
+    left = fig.add_gridspec(1, 2, left=0.05, right=0.52, bottom=0.1, top=0.83, wspace=0.3)
+    right = fig.add_gridspec(2, 2, left=0.63, right=0.99, bottom=0.1, top=0.86, wspace=0.4,
+                             hspace=0.55, height_ratios=[1, 1.25])
+    ax_img, ax_echo = fig.add_subplot(left[0, 0]), fig.add_subplot(left[0, 1])
+    ax_pf, ax_pd = fig.add_subplot(right[0, 0]), fig.add_subplot(right[0, 1])
+    ax_curve = fig.add_subplot(right[1, :])
     ext = result["extent_mm"]
     ax_img.imshow(result["image"], cmap="gray", vmin=0, vmax=1, extent=ext)
     ax_img.set_title(f"B-mode: {s['probe']} probe, {s['frequency_mhz']:.1f} MHz\n"
@@ -475,7 +498,7 @@ def scanner_figure(result: dict):
     echo_db = np.where(result["fov"], 20 * np.log10(np.maximum(result["echogenicity"], 1e-3)),
                        np.nan)
     im = ax_echo.imshow(echo_db, cmap="cividis", vmin=-40, vmax=15, extent=ext)
-    fig.colorbar(im, ax=ax_echo, fraction=0.046, pad=0.03,
+    fig.colorbar(im, ax=ax_echo, fraction=0.05, pad=0.03,
                  label="backscatter re soft tissue (dB)")
     ax_echo.set_title("what is there: tissue echogenicity\n(no speckle, no PSF, no "
                       "attenuation)", fontsize=9)
@@ -495,6 +518,7 @@ def scanner_figure(result: dict):
         ax.set_xlabel("lateral (mm)", fontsize=8)
         ax.set_ylabel("axial (mm)", fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.locator_params(nbins=4)
     ax_curve.plot(psf["depths_mm"], psf["lateral_fwhm_mm"], color=OKABE_ITO[0], lw=2,
                   label="lateral, as imaged")
     ax_curve.plot(psf["depths_mm"], psf["probe_lateral_fwhm_mm"], color=OKABE_ITO[1], ls="--",
@@ -507,7 +531,7 @@ def scanner_figure(result: dict):
     ax_curve.set_ylabel("resolution, FWHM (mm)")
     ax_curve.set_ylim(bottom=0)
     ax_curve.grid(alpha=0.3)
-    ax_curve.legend(fontsize=7, loc="upper left", ncol=2)
+    ax_curve.legend(fontsize=7, loc="best", ncol=2)
     fig.suptitle(f"{s['scene']} ({s['description']}); device style {s['device_style']}, "
                  f"seed {s['seed']}", fontsize=9)
     return fig
@@ -549,36 +573,33 @@ def show_scanner(scene: str = "thyroid", *, interactive: bool | None = None, sho
         "seed": W.BoundedIntText(value=first["seed"], min=0, max=10_000, description="seed",
                                  style=style),
     }
-    size = first["size"]
+    fixed = {k: v for k, v in settings.items() if k not in controls}  # size, focus_mm
     busy = {"on": False}
 
     def render(**v):
         if busy["on"]:  # a preset is being loaded: draw once, at the end
             return None, None, ()
-        result = scanner_view(v["scene"], v["probe"], v["frequency_mhz"], v["depth_mm"],
-                              v["gain_db"], v["dynamic_range_db"], v["device_style"],
-                              v["seed"], size)
+        result = scanner_view(**v, **fixed)
         return result, scanner_figure(result), ()
 
-    view = _live("scanner simulator", controls, render, show)
+    view = _live("scanner simulator", controls, render, show, skip=("scene", "probe"))
 
     def load_preset(change) -> None:
         """A new scene or probe: its preset frequency and depth, then one redraw."""
         if busy["on"]:  # set by load_preset itself
             return
-        sc = controls["scene"].value
         kind = controls["probe"].value if change["owner"] is controls["probe"] else None
-        preset = scanner_view(sc, kind, device_style=controls["device_style"].value,
-                              seed=controls["seed"].value, size=size)["settings"]
+        _, _, pr, depth = _resolve(controls["scene"].value, kind, None, None, None,
+                                   controls["device_style"].value, controls["seed"].value)
         busy["on"] = True
         try:
-            lo_, hi_ = DEPTH_RANGE[preset["probe"]]
+            lo_, hi_ = DEPTH_RANGE[pr.kind]
             d = controls["depth_mm"]
             d.min, d.max = min(lo_, d.min), max(hi_, d.max)
-            d.value = preset["depth_mm"]
+            d.value = float(np.clip(depth, lo_, hi_))
             d.min, d.max = lo_, hi_
-            controls["probe"].value = preset["probe"]
-            controls["frequency_mhz"].value = preset["frequency_mhz"]
+            controls["probe"].value = pr.kind
+            controls["frequency_mhz"].value = pr.f0_mhz
         finally:
             busy["on"] = False
         view.update()
@@ -743,7 +764,7 @@ def masking_view(image, mask_ratio: float = 0.5, mask_patch_size: int = 8,
     if model is not None and unit % model.encoder.config.patch_size:
         raise ValueError(f"mask_patch_size {unit} must be a multiple of the model's patch "
                          f"size ({model.encoder.config.patch_size} px)")
-    x = torch.as_tensor(_square_uint8(image, side)).float().div(255.0)[None, None]
+    x = torch.from_numpy(np.array(_square_uint8(image, side))).float().div(255.0)[None, None]
     mask = random_mask(1, side, unit, mask_ratio, generator=torch.Generator().manual_seed(seed))
     rec = mae = None
     if model is not None:
@@ -776,7 +797,8 @@ def masking_figure(result: dict):
     rec = result["reconstruction"]
     shown = rec if rec is not None else np.zeros_like(result["target"])
     mae = [result["masked_mae"]] if rec is not None else None
-    fig = reconstruction_grid([(result["name"], result["masked"], shown, result["target"])],
+    label = textwrap.fill(result["name"], 24)
+    fig = reconstruction_grid([(label, result["masked"], shown, result["target"])],
                               title=f"{result['n_masked']} of {result['n_units']} units of "
                                     f"{result['mask_patch_size']} px hidden (seed "
                                     f"{result['seed']})", mae=mae)
@@ -923,15 +945,18 @@ def hierarchy_figure(result: dict, top: int = 8):
     (true classes in green, others in blue; as notebook 02's panel, + marks the truth)."""
     import matplotlib.pyplot as plt
 
+    from .ontology import load_ontology
+
+    onto = load_ontology()
     levels = result["levels"]
     fig, axes = plt.subplots(1, 1 + max(len(levels), 1), figsize=(3.0 + 3.3 * len(levels), 3.6),
                              gridspec_kw={"width_ratios": [1.1] + [1.0] * max(len(levels), 1)})
     ax = axes[0]
     ax.imshow(result["image"], cmap="gray", vmin=0, vmax=1)
     ax.set_xticks([]), ax.set_yticks([])
-    truth = [n for n in result["truth_names"]][:6]
-    ax.set_title(f"held-out image {result['index']} ({result['family']})\ntrue: "
-                 + ("\n".join(truth) or "(unlabelled)"), fontsize=7, loc="left")
+    ax.set_title(f"held-out image {result['index']} ({result['family']})", fontsize=8)
+    ax.set_xlabel(textwrap.fill("true: " + (", ".join(result["truth_names"]) or
+                                            "(unlabelled)"), 40), fontsize=7)
     for ax, lev in zip(axes[1:], levels):
         p = lev["probabilities"]
         values = np.asarray(p if p is not None else np.asarray(lev["true"], float))
@@ -942,7 +967,7 @@ def hierarchy_figure(result: dict, top: int = 8):
         ax.set_yticks(range(len(order)), names, fontsize=7)
         ax.set_xlim(0, 1)
         ax.set_xlabel("probability" if p is not None else "true label (no model)", fontsize=8)
-        under = f"\nunder {lev['parent']}" if lev["parent"] else ""
+        under = f"\nunder '{onto.node(lev['parent']).name}'" if lev["parent"] else ""
         ax.set_title(f"{lev['level']}{under}", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
     note = ("coherent: each level <= its parent" if result["coherent"] else
@@ -1170,10 +1195,8 @@ def results_metrics_table(result: dict):
     import pandas as pd
 
     m = result.get("metrics") or {}
-    order = sorted(m, key=lambda k: (k != result.get("primary"), k.startswith(("val_",
-                                                                               "train_",
-                                                                               "best_",
-                                                                               "loss_"))))
+    training = ("val_", "train_", "best_", "loss_")  # training records after test metrics
+    order = sorted(m, key=lambda k: (k != result.get("primary"), k.startswith(training)))
     return pd.DataFrame({"metric": order, "value": [m[k] for k in order]}).set_index("metric")
 
 
@@ -1192,7 +1215,7 @@ def results_figure(result: dict):
     t = get_task(result["task"])
     img, truth, pred = result["image"], result["truth"], result["prediction"]
     enc, score = result["encoder"], result["case_scores"]
-    title = (f"{t.title}: test case {result['case']} ({result['case_id']}), {enc}, trial "
+    title = (f"{t.title}\ntest case {result['case']} ({result['case_id']}), {enc}, trial "
              f"{result['trial']} ({result['profile']})")
     cap = ", ".join(f"{k} {v:.2f}" for k, v in score.items())
     if pred is None:  # ground truth only
@@ -1214,11 +1237,17 @@ def results_figure(result: dict):
     if t.kind == "detection":
         ctr = f"; CTR true {truth['ctr']:.2f}, predicted {pred['ctr']:.2f}" \
             if truth.get("ctr") is not None else ""
-        return P.ellipse_examples([(img, truth["ellipses"], pred["ellipses"], cap + ctr)],
-                                  title=title, classes=tuple(t.classes[1:]))
+        fig = P.ellipse_examples([(img, truth["ellipses"], pred["ellipses"], cap + ctr)],
+                                 title=title, classes=tuple(t.classes[1:]))
+        fig.set_size_inches(5.4, 5.0)  # the helper sizes panels for a row of several
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
+        return fig
     if t.kind == "landmarks":
-        return P.landmark_examples([(img, truth["landmarks"], pred["landmarks"], cap)],
-                                   title=title)
+        fig = P.landmark_examples([(img, truth["landmarks"], pred["landmarks"], cap)],
+                                  title=title)
+        fig.set_size_inches(5.0, 5.0)
+        fig.tight_layout()
+        return fig
     if t.kind == "enhancement":
         high = truth["target"] if truth["target"] is not None else np.zeros_like(img)
         return P.enhancement_examples(img[None], {enc: pred["image"][None]}, high[None],
@@ -1252,7 +1281,8 @@ def results_figure(result: dict):
         ax2.bar([0, 1], [truth["ef"], pred["ef"]], color=[OKABE_ITO[2], OKABE_ITO[0]])
         ax2.set_xticks([0, 1], ["ground truth", f"predicted ({enc})"])
         ax2.set_ylabel("LVEF (%)")
-        ax2.set_ylim(0, 100)
+        ax2.set_ylim(min(0.0, truth["ef"], pred["ef"]) - 5, max(100.0, pred["ef"] + 5))
+        ax2.axhline(0, color="black", lw=0.6)
         ax2.set_title(f"LVEF true {truth['ef']:.1f} %, predicted {pred['ef']:.1f} %", fontsize=8)
         ax2.grid(axis="y", alpha=0.3)
     fig.suptitle(title, fontsize=8, wrap=True)
@@ -1316,7 +1346,7 @@ def show_results(task: str = "breast_birads", encoder: str = "echocare", *,
             return result, None, (_Note(result["message"]),)
         return result, results_figure(result), _results_extra(result)
 
-    view = _live("results browser", controls, render, show)
+    view = _live("results browser", controls, render, show, skip=("task",))
 
     def new_task(_change) -> None:
         """Another application: its encoders, trials and cases, then one redraw."""

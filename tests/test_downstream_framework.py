@@ -158,3 +158,8 @@ def test_result_store_caches_by_config_hash(tmp_path):
     assert len(store.cached("abc", "m", 0, 1.0)) == 1
     assert store.cached("other", "m", 0, 1.0).empty
     assert store.cached("abc", "m", 0, 0.5).empty
+    # hex hashes that look like numbers stay strings and still match
+    for h in ("123456789012", "12e456789012", "000000000001"):
+        store.add(rows.assign(config_hash=h))
+        assert len(store.cached(h, "m", 0, 1.0)) == 1, h
+    assert not list(tmp_path.glob(".t-*.csv"))  # no temporary file left behind

@@ -351,7 +351,10 @@ class ResultStore:
     def load(self) -> pd.DataFrame:
         if not self.path.exists():
             return pd.DataFrame(columns=self.COLUMNS)
-        return pd.read_csv(self.path)
+        # hashes are hex strings: one made only of digits ("123456789012") or like "12e456"
+        # must not be read as a number, or its cached rows would never match again
+        return pd.read_csv(self.path, dtype={"config_hash": str, "model": str, "task": str,
+                                             "metric": str})
 
     def cached(self, config_hash: str, model: str, trial: int, fraction: float) -> pd.DataFrame:
         df = self.load()
@@ -362,10 +365,22 @@ class ResultStore:
         return df[sel]
 
     def add(self, rows: pd.DataFrame) -> None:
-        df = pd.concat([self.load(), rows[self.COLUMNS]], ignore_index=True)
-        key = ["config_hash", "model", "trial", "train_fraction", "metric"]
-        df = df.drop_duplicates(key, keep="last")
-        df.to_csv(self.path, index=False)
+        """Append rows (a row with the same key replaces the old one), under a file lock and
+        through a temporary file, so a reader never sees half a file."""
+        import os
+        import tempfile
+
+        from filelock import FileLock
+
+        with FileLock(str(self.path) + ".lock", timeout=300):
+            df = pd.concat([self.load(), rows[self.COLUMNS]], ignore_index=True)
+            key = ["config_hash", "model", "trial", "train_fraction", "metric"]
+            df = df.drop_duplicates(key, keep="last")
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}-",
+                                       suffix=".csv")
+            with os.fdopen(fd, "w", newline="") as fh:
+                df.to_csv(fh, index=False)
+            os.replace(tmp, self.path)
 
 
 def config_hash(*parts) -> str:
