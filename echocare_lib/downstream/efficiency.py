@@ -223,27 +223,30 @@ def plot_run_summary(header: list[str], verdicts: pd.DataFrame, notes: list[str]
                      title: str):
     """A one-page summary: the run's settings (``header`` lines), the verdict of every
     application (:func:`verdict_rows`, verdict cells coloured), and ``notes`` lines (written by
-    the caller from the results: label efficiency, ablation)."""
-    n = max(1, len(verdicts))
+    the caller from the results: label efficiency, ablation) right below the table."""
     fig = plt.figure(figsize=(11.7, 8.3))  # A4 landscape
     fig.text(0.03, 0.97, title, fontsize=13, weight="bold", va="top")
     fig.text(0.03, 0.925, "\n".join(header), fontsize=8.5, va="top", family="monospace")
-    top = 0.925 - 0.022 * (len(header) + 1)
-    height = min(0.05 * (n + 1), top - 0.08 - 0.02 * len(notes))
-    ax = fig.add_axes((0.03, top - height, 0.94, height))
-    ax.axis("off")
+    top = 0.925 - 0.024 * (len(header) + 1)
+    bottom = top  # where the notes start: below the table once it is drawn
     if len(verdicts):
+        ax = fig.add_axes((0.03, 0.05, 0.94, top - 0.05))
+        ax.axis("off")
         cols = [c for c in verdicts.columns if c not in ("Welch p",)]
         cells = [[(f"{v:.3g}" if isinstance(v, float) else str(v)) for v in r]
                  for r in verdicts[cols].itertuples(index=False)]
         tab = ax.table(cellText=cells, colLabels=cols, loc="upper left", cellLoc="left")
         tab.auto_set_font_size(False)
-        tab.set_fontsize(7.5)
+        tab.set_fontsize(8)
         tab.auto_set_column_width(list(range(len(cols))))
         k = cols.index("verdict")
         for i, r in enumerate(cells, start=1):
             tab[i, k].set_facecolor(VERDICT_COLOURS.get(r[k], "white"))
         for j in range(len(cols)):
             tab[0, j].set_text_props(weight="bold")
-    fig.text(0.03, top - height - 0.02, "\n".join(notes), fontsize=8.5, va="top", wrap=True)
+        fig.canvas.draw()  # the table's real extent, to put the notes right under it
+        box = tab.get_window_extent(fig.canvas.get_renderer()).transformed(
+            fig.transFigure.inverted())
+        bottom = box.y0 - 0.03
+    fig.text(0.03, bottom, "\n".join(notes), fontsize=9, va="top", linespacing=1.6)
     return fig
