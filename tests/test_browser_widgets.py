@@ -94,6 +94,14 @@ def lab(tmp_path_factory):
     log.close()
 
 
+IDLE_JS = ("/\\|\\s*Idle/.test(document.querySelector('#jp-main-statusbar')?.innerText"
+           " || '')")
+
+
+def _idle(page) -> bool:
+    return bool(page.evaluate(f"() => {IDLE_JS}"))
+
+
 def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.int16)
 
@@ -108,12 +116,19 @@ def test_scanner_slider_changes_the_image_in_jupyterlab(lab):
         page.goto(f"{url}/lab/tree/scanner.ipynb?token={token}", timeout=120_000)
         cell = page.locator(".jp-Notebook .jp-Cell").first
         cell.wait_for(timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                               ".jp-Toolbar-kernelStatus", timeout=120_000)
+        # the kernel must be up before the cell runs (the status bar then reads "... | Idle")
+        page.wait_for_function(f"() => {IDLE_JS}", timeout=120_000)
+        no = page.get_by_role("button", name="No")  # "notified about Jupyter news?"
+        if no.count():
+            no.first.click()
         cell.locator(".jp-InputArea-editor").click()
         page.keyboard.press("Shift+Enter")
         image = page.locator(".jp-OutputArea-output img").first
-        image.wait_for(timeout=180_000)
+        try:
+            image.wait_for(timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(SHOTS / "scanner_failure.png"), full_page=True)
+            raise
         page.screenshot(path=str(SHOTS / "scanner_before.png"), full_page=True)
         before = _pixels(image.screenshot())
         src_before = image.get_attribute("src")
@@ -126,8 +141,13 @@ def test_scanner_slider_changes_the_image_in_jupyterlab(lab):
         page.wait_for_function(
             "(old) => { const i = document.querySelector('.jp-OutputArea-output img');"
             " return i && i.getAttribute('src') !== old; }", arg=src_before, timeout=120_000)
+        # each key press is one update: wait until the kernel is idle and the image settles
         image = page.locator(".jp-OutputArea-output img").first
-        page.wait_for_timeout(500)
+        for _ in range(120):
+            src = image.get_attribute("src")
+            page.wait_for_timeout(1000)
+            if _idle(page) and image.get_attribute("src") == src:
+                break
         after = _pixels(image.screenshot())
         page.screenshot(path=str(SHOTS / "scanner_after_gain.png"), full_page=True)
         errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
