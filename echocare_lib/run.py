@@ -12,9 +12,10 @@ New notebooks are discovered by their ``NN_`` prefix: adding one needs no change
 notebooks of one stage share nothing they write (each application's cached trial rows
 belong to one notebook; the figure index is updated under a file lock). A parallel stage
 gives each kernel ``cores // workers`` threads (``OMP_NUM_THREADS``), so the split is the same
-on every run with the same ``--jobs``: on two cores, two one-thread kernels get through the
-downstream notebooks about 1.4 times faster than one two-thread kernel (small models spend
-much of their time in Python and in ops too small to split across threads).
+on every run with the same ``--jobs``. The gain is modest: on two cores one segmentation
+task's trials ran 1.4 times faster as two one-thread processes, but whole notebooks ran about
+twice as slowly on one thread, so the `cpu` downstream stage gains little (see the README's
+run-time table).
 """
 from __future__ import annotations
 
@@ -107,8 +108,8 @@ def stages(notebooks: list[Path]) -> list[list[Path]]:
 #: Wall seconds of each notebook in a cold `cpu` run with ``--jobs 2`` on 2 cores (2026-11-29);
 #: the order a stage starts its notebooks in (longest first) when this build folder has no
 #: earlier run summary to go by
-TYPICAL_SECONDS = {"00": 33, "01": 77, "02": 315, "03": 228, "04": 850, "05": 309, "06": 289,
-                   "07": 98, "08": 800, "09": 1000, "10": 600, "11": 30}
+TYPICAL_SECONDS = {"00": 40, "01": 77, "02": 303, "03": 136, "04": 451, "05": 165, "06": 197,
+                   "07": 79, "08": 418, "09": 678, "10": 495, "11": 25}
 
 
 def _expected_seconds(run_dir: Path, notebooks: list[Path]) -> dict[str, float]:
