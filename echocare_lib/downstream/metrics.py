@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from monai.metrics import compute_dice, compute_surface_dice
 from sklearn.metrics import (
     accuracy_score,
     f1_score,
@@ -269,6 +268,10 @@ def segmentation_metrics(pred, target, classes: Sequence[str], spacing_mm,
                              f"(classes={classes})")
     if not (np.isfinite(nsd_tolerance_mm) and nsd_tolerance_mm >= 0):
         raise ValueError(f"nsd_tolerance_mm must be finite and >= 0, got {nsd_tolerance_mm}")
+
+    # imported here, not at the top: ``import monai`` loads every MONAI subpackage (about 7 s
+    # on 2 cores), which notebooks without segmentation need not pay
+    from monai.metrics import compute_dice, compute_surface_dice
 
     n_img = pred.shape[0]
     spacing = _spacing_for_monai(spacing_mm, n_img)
