@@ -154,3 +154,12 @@ def test_verdicts_say_who_wins_from_the_rows():
     (line,) = stats.verdicts(summary, tests, [get_task("echo_ef")])
     assert "echocare beats scratch" in line and "lower is better" in line
     assert "p = 0.0312" in line  # all six paired differences favour echocare: 2/2^6
+
+
+def test_report_validation_epochs():
+    from echocare_lib.downstream.report_gen import ReportConfig, _validated
+
+    cfg = ReportConfig(epochs=40, validate_from=0.75, validate_every=2)
+    assert [e for e in range(40) if _validated(e, cfg)] == [30, 32, 34, 36, 38, 39]
+    every = ReportConfig(epochs=6, validate_from=0.0)
+    assert [e for e in range(6) if _validated(e, every)] == list(range(6))

@@ -95,4 +95,10 @@ def test_figures_have_a_panel_per_application_and_a_bar_per_variant():
     page = eff.plot_run_summary(["profile smoke"], eff.verdict_rows(p, [SEG, LMK]), ["note"],
                                 title="t")
     assert any("note" in t.get_text() for t in page.texts)
+    # an application measured at 100% only (the cpu profile's GAN) still gets its panel
+    single = eff.curve_summary(eff.primary_values(_rows(SEG, {"echocare": [0.5, 0.6]},
+                                                         fractions=(1.0,)), [SEG]))
+    fig3 = eff.plot_label_efficiency(single, [SEG], title="t")
+    line = [a for a in fig3.axes if a.get_visible() and a.lines][0].lines[0]
+    assert list(line.get_xdata()) == [100.0]
     plt.close("all")

@@ -499,3 +499,37 @@ def test_ddp_ranks_agree(tmp_path):
     weights = load_file(str(folder / "model.safetensors"))
     total = float(sum(v.double().sum() for v in weights.values()))
     assert total == pytest.approx(reps[0]["weights_sum"], rel=1e-12)
+
+
+# ------------------------------------------------------------------------------ linear probe
+def test_probe_table_separates_an_easy_split_and_scores_the_classifier(trained):
+    """Two regions told apart by brightness: a linear probe on any encoder's pooled features
+    finds them (AUROC near 1); the pretraining classifier's rows score its own coherent
+    probabilities on the same test half, fitted on nothing."""
+    from sklearn.metrics import roc_auc_score
+
+    from echocare_lib.models import EchoCareEncoder
+    from echocare_lib.pretraining import evaluate
+
+    _, _, _, result = trained
+    regions = [i for i in ONTO.ids if ONTO.node(i).level == "region"][:2]
+    n = 40
+    rng = np.random.default_rng(3)
+    which = np.tile([0, 1], n // 2)
+    images = np.where(which[:, None, None] == 0, 60, 190) + rng.integers(-20, 21, (n, 64, 64))
+    hier, mask = _labels([regions[k] for k in which])
+    probe_set = ArrayImages(images.astype(np.uint8), hier, mask)
+    torch.manual_seed(0)
+    enc = EchoCareEncoder(result.model.encoder.config)
+    table = evaluate.probe_table({"random": enc}, probe_set, ONTO, levels=("region",),
+                                 classifiers={"tiny": result.model})
+    assert list(table.method) == ["linear probe", "its pretraining classifier"]
+    lp, own = table.iloc[0], table.iloc[1]
+    assert lp.classes == 2 and lp.train_images == 20 and lp.test_images == 20
+    assert lp.macro_auroc > 0.95
+    assert own.train_images == 0
+    x = torch.as_tensor(probe_set.images[20:]).float().div(255).unsqueeze(1)
+    p = evaluate.hierarchy_probabilities(result.model, x)
+    cols = [ONTO.ids.index(r) for r in regions]
+    expect = np.mean([roc_auc_score(hier[20:, j], p[:, j]) for j in cols])
+    assert own.macro_auroc == pytest.approx(expect)

@@ -54,7 +54,8 @@ def test_trial_counts_and_efficiency_fractions_do_not_invalidate_cached_rows():
 
     cpu = get_profile("cpu")
     same = cpu.replace(generative_trials=5, efficiency_trials=4, efficiency_generative_trials=3,
-                       efficiency_generative_fractions=(0.1, 1.0))
+                       efficiency_generative_fractions=(0.1, 1.0),
+                       train_fractions=(0.2, 0.6, 1.0))
     assert same.config_hash() == cpu.config_hash()
     assert cpu.replace(finetune_epochs=9).config_hash() != cpu.config_hash()
-    assert cpu.to_dict()["efficiency_generative_fractions"] == [0.25, 1.0]
+    assert cpu.to_dict()["efficiency_generative_fractions"] == [1.0]

@@ -70,23 +70,41 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
 
 
 def probe_table(encoders: dict[str, EchoCareEncoder], probe_set, onto, *, seed: int = 0,
-                levels=("region", "meta"), device: str = "cpu") -> pd.DataFrame:
+                levels=("region", "meta"), device: str = "cpu",
+                classifiers: dict | None = None) -> pd.DataFrame:
     """Linear-probe scores of each encoder on a held-out labelled set, one row per
     (encoder, level). ``probe_set`` has ``images`` uint8 [N, S, S] and ``hierarchy`` [N, C];
-    the first half trains the probes, the second half tests them."""
+    the first half trains the probes, the second half tests them.
+
+    ``classifiers`` (name -> a pretraining model with the hierarchical classifier) adds rows
+    for what the pretraining classifier itself predicts on the same test half (its coherent
+    probabilities as scores, nothing fitted): whether the labels it was trained on taught it
+    anything that holds on new images."""
     n = len(probe_set.images)
     half = n // 2
     y = probe_set.hierarchy
     rows = []
     feats = {name: pooled_features(enc, probe_set.images, device=device)
              for name, enc in encoders.items()}
+    own = {}
+    for name, model in (classifiers or {}).items():
+        x = torch.as_tensor(np.asarray(probe_set.images[half:])).float().div(255).unsqueeze(1)
+        own[name] = hierarchy_probabilities(model.to(device), x.to(device))
     for level in levels:
         classes = probe_classes(onto, y[:half], y[half:], level)
         for name, f in feats.items():
             r = linear_probe(f[:half], y[:half], f[half:], y[half:], classes, seed)
-            rows.append({"encoder": name, "level": level, "classes": len(classes),
-                         "train_images": half, "test_images": n - half,
+            rows.append({"encoder": name, "method": "linear probe", "level": level,
+                         "classes": len(classes), "train_images": half,
+                         "test_images": n - half,
                          "macro_auroc": r["macro_auroc"], "macro_ap": r["macro_ap"]})
+        for name, p in own.items():
+            aucs = [roc_auc_score(y[half:, j], p[:, j]) for j in classes]
+            aps = [average_precision_score(y[half:, j], p[:, j]) for j in classes]
+            rows.append({"encoder": name, "method": "its pretraining classifier", "level": level,
+                         "classes": len(classes), "train_images": 0, "test_images": n - half,
+                         "macro_auroc": float(np.mean(aucs)) if aucs else float("nan"),
+                         "macro_ap": float(np.mean(aps)) if aps else float("nan")})
     return pd.DataFrame(rows)
 
 
