@@ -148,8 +148,8 @@ PROFILES: dict[str, Profile] = {
         budget_hardware="2 CPU cores",
         image_size=64,
         encoder="echocare-small",
-        # 8,000 images seen per variant, about 75 s each on 2 cores, three variants (300
-        # steps made the compendium 30.2 min on 2 cores, 2026-11-29: over its budget)
+        # 8,000 images seen per variant, about 65 s each on 2 cores, three variants (with
+        # 300 steps the compendium took 30.2 min on 2 cores, 2026-11-29: over its budget)
         pretrain_images=1200,
         pretrain_steps=250,
         pretrain_batch_size=32,
@@ -187,8 +187,8 @@ PROFILES: dict[str, Profile] = {
         # and the dense heads still improve at their last epoch)
         sim_train_size=128,
         sim_test_size=64,
-        # Fig. 8 at 10%, 30% and 100% (log-spaced): (0.1, 0.25, 0.5, 1.0) made the whole
-        # compendium 33 min on 2 cores, over its half-hour budget (2026-11-29)
+        # Fig. 8 at 10%, 30% and 100% (log-spaced): one fraction fewer than (0.1, 0.25, 0.5,
+        # 1.0), to fit the half-hour budget (2026-11-29)
         train_fractions=(0.1, 0.3, 1.0),
         corpus_sources=18,
         corpus_images_per_source=20,

@@ -55,15 +55,21 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     Returns macro AUROC and macro average precision over ``classes`` and per-class AUROC."""
     scaler = StandardScaler().fit(train_x)
     a, b = scaler.transform(train_x), scaler.transform(test_x)
-    aucs, aps = {}, []
+    scores = np.zeros((len(b), test_y.shape[1]))
     for j in classes:
         clf = LogisticRegression(C=0.1, max_iter=2000, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(a, train_y[:, j])
-        s = clf.decision_function(b)
-        aucs[j] = roc_auc_score(test_y[:, j], s)
-        aps.append(average_precision_score(test_y[:, j], s))
+        scores[:, j] = clf.decision_function(b)
+    return macro_scores(test_y, scores, classes)
+
+
+def macro_scores(y: np.ndarray, scores: np.ndarray, classes: list[int]) -> dict:
+    """Macro AUROC and macro average precision of ``scores`` [N, C] against multi-hot ``y``
+    over ``classes``, and the per-class AUROC."""
+    aucs = {j: roc_auc_score(y[:, j], scores[:, j]) for j in classes}
+    aps = [average_precision_score(y[:, j], scores[:, j]) for j in classes]
     return {"macro_auroc": float(np.mean(list(aucs.values()))) if aucs else float("nan"),
             "macro_ap": float(np.mean(aps)) if aps else float("nan"),
             "per_class_auroc": aucs}
@@ -99,12 +105,10 @@ def probe_table(encoders: dict[str, EchoCareEncoder], probe_set, onto, *, seed: 
                          "test_images": n - half,
                          "macro_auroc": r["macro_auroc"], "macro_ap": r["macro_ap"]})
         for name, p in own.items():
-            aucs = [roc_auc_score(y[half:, j], p[:, j]) for j in classes]
-            aps = [average_precision_score(y[half:, j], p[:, j]) for j in classes]
+            r = macro_scores(y[half:], p, classes)
             rows.append({"encoder": name, "method": "its pretraining classifier", "level": level,
                          "classes": len(classes), "train_images": 0, "test_images": n - half,
-                         "macro_auroc": float(np.mean(aucs)) if aucs else float("nan"),
-                         "macro_ap": float(np.mean(aps)) if aps else float("nan")})
+                         "macro_auroc": r["macro_auroc"], "macro_ap": r["macro_ap"]})
     return pd.DataFrame(rows)
 
 
