@@ -354,5 +354,22 @@ def counts_table(onto: Ontology) -> str:
     return "\n".join(rows)
 
 
+def map_structures(onto, structures) -> tuple[list[str], list[str]]:
+    """Ontology ids of the visible structures (deduplicated, in order), and the names the
+    ontology does not hold (tissue layers such as fat or fascia; recorded, not dropped
+    silently). Used for the simulator's structures and for annotation files."""
+    ids, unmapped = [], []
+    for name in structures:
+        try:
+            node = onto.find(name)
+        except KeyError:
+            unmapped.append(name)
+            continue
+        if node not in ids:
+            ids.append(node)
+    return ids, unmapped
+
+
 if __name__ == "__main__":
     print(counts_table(load_ontology()))
+

@@ -77,3 +77,70 @@ def test_bad_roots_are_refused(corpus, tmp_path):
         pipeline.curate(tmp_path / "nope", tmp_path / "out", progress=False)
     with pytest.raises(ValueError, match="inside the input root"):
         pipeline.curate(corpus, corpus / "out", progress=False)
+
+
+def test_images_are_labelled_from_their_own_annotations(corpus, result):
+    onto = pipeline_ontology()
+    truth = pd.read_csv(corpus / "truth.csv", keep_default_na=False).set_index("path")
+    idx = result.index
+    sim = idx[idx["dataset"] != pipeline.PYDICOM_SET]
+    annotated = sim["source_path"].map(truth["kind"]).isin(["ok", "exact_dup", "near_dup"])
+    assert (sim.loc[annotated, "label_source"] == "image annotation").all()
+    # what no annotator labelled (a kept non-ultrasound frame) falls back to its data set's entry
+    assert (sim.loc[~annotated, "label_source"] == "data-set manifest").all()
+    ok = sim[sim["source_path"].map(truth["kind"]) == "ok"]
+    assert len(ok) > 20
+    for path, ids in zip(ok["source_path"], ok["ontology_ids"]):
+        levels = truth.loc[path, "label_levels"].split(";")
+        deepest = max(("region", "meta", "anatomical").index(v) for v in levels)
+        want = {onto.path(i)[min(deepest, len(onto.path(i)) - 1)]
+                for i in truth.loc[path, "ontology_ids"].split(";")}
+        assert set(ids.split(";")) == want
+    real = idx[idx["dataset"] == pipeline.PYDICOM_SET]
+    assert (real["label_source"] == "").all() and (real["ontology_ids"] == "").all()
+    # the annotations file is an input too: accounted for, rejected as not an image
+    row = result.report[result.report["input_file"] == "annotations.csv"]
+    assert len(row) == 1 and row["status"].iloc[0] == "rejected"
+
+
+def pipeline_ontology():
+    from echocare_lib.ontology import load_ontology
+
+    return load_ontology()
+
+
+def test_annotation_wins_over_the_manifest_and_unknown_names_are_kept():
+    df = pd.DataFrame({"source_path": ["A/1.png", "A/2.png", "B/3.png", "C/4.png"],
+                       "dataset": ["A", "A", "B", "C"], "status": "kept", "device": "",
+                       "qc_note": ""})
+    manifest = pd.DataFrame({"dataset": ["A", "B"], "ontology_ids": ["liver;kidney", "thyroid"]})
+    onto = pipeline_ontology()
+    ann = pd.DataFrame({"path": ["A/1.png", "C/4.png"],
+                        "ontology_ids": [onto.find("kidney"), onto.find("thyroid")],
+                        "unmapped": ["subcutaneous fat", ""]})
+    out = pipeline.label(df, manifest, ann).set_index("source_path")
+    assert out.loc["A/1.png", "ontology_ids"] == onto.find("kidney")
+    assert out.loc["A/1.png", "label_source"] == "image annotation"
+    assert out.loc["A/1.png", "unmapped_structures"] == "subcutaneous fat"
+    assert out.loc["A/2.png", "ontology_ids"] == "liver;kidney"
+    assert out.loc["A/2.png", "label_source"] == "data-set manifest"
+    assert out.loc["C/4.png", "label_source"] == "image annotation"  # no manifest entry needed
+    assert out.loc["C/4.png", "qc_note"] == ""
+    assert out.loc["B/3.png", "ontology_ids"] == "thyroid"
+
+
+def test_bad_annotation_files_name_the_file_and_the_fix(tmp_path):
+    p = tmp_path / "annotations.csv"
+    p.write_text("file,labels\na.png,liver\n")
+    with pytest.raises(ValueError, match=r"annotations\.csv.*lack column"):
+        pipeline.read_annotations(p)
+    p.write_text("path,structures\na.png,liver\na.png,kidney\n")
+    with pytest.raises(ValueError, match="twice.*a.png"):
+        pipeline.read_annotations(p)
+    p.write_bytes(b"\xff\xfe\x00garbage\x00\x00")
+    with pytest.raises(ValueError, match="annotations.csv"):
+        pipeline.read_annotations(p)
+    p.write_text("path,structures\na.png,Liver; fascia\n")
+    ann = pipeline.read_annotations(p)
+    assert ann["ontology_ids"].iloc[0] == pipeline_ontology().find("liver")
+    assert ann["unmapped"].iloc[0] == "fascia"

@@ -406,3 +406,18 @@ def test_encoder_config_round_trip_and_presets():
         EchoCareEncoder(TINY.replace(image_size=48))
     with pytest.raises(ValueError, match="multiple"):
         EchoCareEncoder(TINY.replace(mask_patch_size=6))
+
+
+def test_classifier_starts_at_the_label_prior_of_each_level():
+    """The bias starts at logit(1/n) for a level of n classes (no pull towards a constant
+    feature; see hierarchy.prior_logits): on a zero feature the classifier predicts about one
+    region, one meta-object type and one anatomical type per image."""
+    from echocare_lib.models.hierarchy import HierarchicalClassifier
+
+    head = HierarchicalClassifier(16, ONTO.ancestor_matrix())
+    raw = torch.sigmoid(head(torch.zeros(1, 16)))[0]
+    for level in ("region", "meta", "anatomical"):
+        sl = ONTO.level_slice(level)
+        n = sl.stop - sl.start
+        assert torch.allclose(raw[sl], torch.full((n,), 1.0 / n))
+        assert raw[sl].sum().item() == pytest.approx(1.0)

@@ -522,8 +522,22 @@ def test_probe_table_separates_an_easy_split_and_scores_the_classifier(trained):
     torch.manual_seed(0)
     enc = EchoCareEncoder(result.model.encoder.config)
     table = evaluate.probe_table({"random": enc}, probe_set, ONTO, levels=("region",),
-                                 classifiers={"tiny": result.model})
-    assert list(table.method) == ["linear probe", "its pretraining classifier"]
+                                 classifiers={"tiny": result.model}, baseline="random",
+                                 n_boot=200)
+    assert list(table.method) == ["linear probe (pooled)", "its pretraining classifier"]
+    assert table.vs_baseline.iloc[0] == table.ci95_low.iloc[0] == 0.0  # itself
+    d = table.macro_auroc.iloc[1] - table.macro_auroc.iloc[0]
+    assert table.vs_baseline.iloc[1] == pytest.approx(d)
+    assert table.ci95_low.iloc[1] <= d <= table.ci95_high.iloc[1]
+    with pytest.raises(ValueError, match="baseline 'nope'"):
+        evaluate.probe_table({"random": enc}, probe_set, ONTO, baseline="nope")
+    stages = evaluate.probe_table({"random": enc}, probe_set, ONTO, levels=("region",),
+                                  features="stages")
+    assert list(stages.method) == ["linear probe (stages)"] and stages.macro_auroc.iloc[0] > 0.95
+    f = evaluate.pooled_features(enc, probe_set.images[:3], features="stages")
+    assert f.shape == (3, sum(enc.stage_channels))
+    with pytest.raises(ValueError, match="features must be one of"):
+        evaluate.pooled_features(enc, probe_set.images[:3], features="cls")
     lp, own = table.iloc[0], table.iloc[1]
     assert lp.classes == 2 and lp.train_images == 20 and lp.test_images == 20
     assert lp.macro_auroc > 0.95
@@ -533,3 +547,29 @@ def test_probe_table_separates_an_easy_split_and_scores_the_classifier(trained):
     cols = [ONTO.ids.index(r) for r in regions]
     expect = np.mean([roc_auc_score(hier[20:, j], p[:, j]) for j in cols])
     assert own.macro_auroc == pytest.approx(expect)
+
+
+def test_bootstrap_auroc_matches_scikit_learn_and_the_interval_is_paired():
+    from sklearn.metrics import roc_auc_score
+
+    from echocare_lib.pretraining import evaluate
+
+    rng = np.random.default_rng(0)
+    n = 60
+    y = np.zeros((n, 4))
+    y[:, 1] = rng.random(n) < 0.4
+    y[:, 3] = rng.random(n) < 0.2
+    scores = y + rng.normal(0, 0.8, y.shape)
+    scores[:5, 1] = np.round(scores[:5, 1])  # ties
+    classes = [1, 3]
+    idx = rng.integers(0, n, size=(50, n))
+    fast = evaluate.bootstrap_auroc(y, scores, classes, idx)
+    for b in range(50):
+        yb, sb = y[idx[b]], scores[idx[b]]
+        aucs = [roc_auc_score(yb[:, j], sb[:, j]) for j in classes if 0 < yb[:, j].sum() < n]
+        assert fast[b] == pytest.approx(np.mean(aucs), abs=1e-12)
+    # same scores: zero difference, a degenerate interval; better scores: interval above 0
+    assert evaluate.auroc_difference(y, scores, scores, classes) == (0.0, 0.0, 0.0)
+    better = y + rng.normal(0, 0.2, y.shape)
+    d, lo, hi = evaluate.auroc_difference(y, better, scores, classes, seed=1)
+    assert lo <= d <= hi and lo > 0

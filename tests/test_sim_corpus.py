@@ -93,3 +93,26 @@ def test_pretraining_samples_are_hierarchy_coherent():
         assert s["hierarchy"].shape == (len(onto),) and s["hierarchy"].sum() >= 3
         assert onto.is_coherent(s["hierarchy"])
         assert s["hierarchy_mask"].dtype == bool and s["hierarchy_mask"][: onto.n_regions].all()
+
+
+def test_sources_annotate_each_image_at_their_levels(corpus):
+    root, report = corpus
+    onto = load_ontology()
+    ann = pd.read_csv(root / "annotations.csv", keep_default_na=False).set_index("path")
+    truth = report.truth.set_index("path")
+    assert set(ann.index) <= set(truth.index)
+    annotated = truth.loc[ann.index]
+    assert set(annotated["kind"]) <= {"ok", "exact_dup", "near_dup", "corrupt"}
+    assert set(truth.index[truth["kind"] == "ok"]) <= set(ann.index)  # every clean image
+    for path, row in ann.iterrows():
+        levels = truth.loc[path, "label_levels"].split(";")
+        ids = [onto.find(n) for n in row["structures"].split(";")]
+        assert {onto.node(i).level for i in ids} <= set(levels), (path, row["structures"])
+        # the annotation names exactly the visible structures' nodes at the deepest level
+        truth_ids = truth.loc[path, "ontology_ids"].split(";")
+        deepest = max(("region", "meta", "anatomical").index(v) for v in levels)
+        want = {onto.path(i)[min(deepest, len(onto.path(i)) - 1)] for i in truth_ids}
+        assert set(ids) == want
+    # images of one source differ in what they show: labels are per image, not per source
+    per_source = ann.groupby(truth.loc[ann.index, "source"].values)["structures"].nunique()
+    assert (per_source > 1).any()

@@ -10,7 +10,8 @@ Steps (paper section 2), one function each, usable on one file or a Dask collect
 4. hashes: exact (decoded pixels) and perceptual (pHash) (:mod:`.dedup`);
 5. de-duplicate across the whole collection (exact, and near duplicates at >= 95% pHash
    similarity with a sub-quadratic index) in the driver, where the hashes fit easily;
-6. label from the data set's manifest entry (ontology ids) and write the curated index
+6. label from per-image annotations where the inputs have them, else from the data set's
+   manifest entry (ontology ids), and write the curated index
    (Parquet) with provenance per image, the report (every input accounted for), the funnel,
    and contact sheets of up to 100 images per class for manual inspection.
 
@@ -169,25 +170,75 @@ def _apply_dedup(df: pd.DataFrame, similarity: float) -> pd.DataFrame:
     return df
 
 
-def label(df: pd.DataFrame, manifest: pd.DataFrame | None) -> pd.DataFrame:
-    """Step 5: each image gets its data set's ontology ids, country and device (manifest
-    columns ``dataset``, ``ontology_ids`` (';'-separated), optional ``country``, ``device``).
-    Images of data sets without a manifest entry keep empty labels, and the report says so."""
+ANNOTATIONS_FILE = "annotations.csv"
+
+
+def read_annotations(path: "str | os.PathLike") -> pd.DataFrame:
+    """Per-image labels: a CSV with ``path`` (the input file relative to the root, as the
+    report's ``source_path`` has it, e.g. ``set/a.png`` or ``set/b.zip!c.png``) and
+    ``structures`` (';'-separated names, synonyms or ids of the ontology).
+
+    Returns ``path``, ``ontology_ids`` and ``unmapped`` (names the ontology does not hold,
+    kept so that nothing an annotator wrote disappears silently)."""
+    from ..ontology import load_ontology, map_structures
+
+    path = Path(path)
+    try:
+        ann = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise ValueError(f"cannot read the annotations {path}: {e}. It must be a CSV with "
+                         "columns 'path' and 'structures'.") from e
+    missing = {"path", "structures"} - set(ann.columns)
+    if missing:
+        raise ValueError(f"annotations {path} lack column(s) {sorted(missing)}; expected "
+                         "'path' (input file relative to the root) and 'structures' "
+                         "(';'-separated ontology names)")
+    dup = ann["path"][ann["path"].duplicated()]
+    if len(dup):
+        raise ValueError(f"annotations {path} list {len(dup)} path(s) twice, e.g. "
+                         f"{dup.iloc[0]!r}: keep one row per file")
+    onto = load_ontology()
+    mapped = [map_structures(onto, [n.strip() for n in s.split(";") if n.strip()])
+              for s in ann["structures"]]
+    return pd.DataFrame({"path": ann["path"], "ontology_ids": [";".join(i) for i, _ in mapped],
+                         "unmapped": [";".join(u) for _, u in mapped]})
+
+
+def label(df: pd.DataFrame, manifest: pd.DataFrame | None,
+          annotations: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Step 5: each image gets ontology ids, country and device. The ids come from the
+    per-image ``annotations`` (:func:`read_annotations`) where they name the image's input
+    file, else from its data set's manifest entry (columns ``dataset``, ``ontology_ids``
+    (';'-separated), optional ``country``, ``device``); ``label_source`` says which. A data
+    set's entry lists every organ of the data set, so it labels each image with organs the
+    image may not show: per-image annotations are what the hierarchical loss should learn
+    from. Images with neither keep empty labels, and the report says so."""
     df = df.copy()
-    for col in ("ontology_ids", "country"):
+    for col in ("ontology_ids", "country", "label_source", "unmapped_structures"):
         df[col] = ""
+    hit = pd.Series(False, index=df.index)
+    if annotations is not None and len(annotations):
+        a = annotations.set_index("path")
+        hit = df["source_path"].isin(a.index)
+        df.loc[hit, "ontology_ids"] = df.loc[hit, "source_path"].map(a["ontology_ids"])
+        df.loc[hit, "label_source"] = "image annotation"
+        df.loc[hit, "unmapped_structures"] = df.loc[hit, "source_path"].map(a["unmapped"])
     if manifest is None or manifest.empty:
+        unknown = (~hit) & (df["status"] == "kept")
+        df.loc[unknown, "qc_note"] = "no label: neither an annotation nor a manifest entry"
         return df
     m = manifest.set_index("dataset")
     known = df["dataset"].isin(m.index)
-    df.loc[known, "ontology_ids"] = df.loc[known, "dataset"].map(m["ontology_ids"]).fillna("")
+    by_set = known & ~hit
+    df.loc[by_set, "ontology_ids"] = df.loc[by_set, "dataset"].map(m["ontology_ids"]).fillna("")
+    df.loc[by_set & (df["ontology_ids"] != ""), "label_source"] = "data-set manifest"
     if "country" in m:
         df.loc[known, "country"] = df.loc[known, "dataset"].map(m["country"]).fillna("")
     if "device" in m:
         dev = df.loc[known, "dataset"].map(m["device"]).fillna("")
         empty = df.loc[known, "device"].fillna("") == ""
         df.loc[known & empty.reindex(df.index, fill_value=False), "device"] = dev[empty]
-    unknown = (~known) & (df["status"] == "kept")
+    unknown = (~known) & (~hit) & (df["status"] == "kept")
     df.loc[unknown, "qc_note"] = "no manifest entry for this data set: unlabelled"
     return df
 
@@ -238,13 +289,19 @@ def contact_sheets(index: pd.DataFrame, out_dir: Path, onto, *, per_class: int =
 
 
 def curate(root: "str | os.PathLike", out_dir: "str | os.PathLike", *,
-           manifest: pd.DataFrame | None = None, scheduler: str | None = None,
+           manifest: pd.DataFrame | None = None, annotations: pd.DataFrame | None = None,
+           scheduler: str | None = None,
            n_workers: int = 2, similarity: float = 0.95, limits: Limits = Limits(),
            contact_per_class: int = 100, progress: bool = True) -> CurationResult:
     """Run the whole pipeline on every file under ``root``; write under ``out_dir``:
     ``images/`` (curated, de-identified crops), ``curated_index.parquet``, ``report.csv``
     (every input file and frame, kept or rejected with its step and reason),
-    ``funnel.csv`` and ``contact_sheets/``."""
+    ``funnel.csv`` and ``contact_sheets/``.
+
+    Labels: per-image ``annotations`` (default: ``root/annotations.csv`` when it exists, read
+    with :func:`read_annotations`) where they name a file, else the data set's ``manifest``
+    entry. The annotations file itself is an input like any other and is reported as
+    rejected at ingest (not an image)."""
     from ..ontology import load_ontology
 
     root, out_dir = Path(root).resolve(), Path(out_dir).resolve()
@@ -262,7 +319,9 @@ def curate(root: "str | os.PathLike", out_dir: "str | os.PathLike", *,
         if col not in report:
             report[col] = ""
     report = _apply_dedup(report, similarity)
-    report = label(report, manifest)
+    if annotations is None and (root / ANNOTATIONS_FILE).is_file():
+        annotations = read_annotations(root / ANNOTATIONS_FILE)
+    report = label(report, manifest, annotations)
     missing = set(os.path.relpath(f, root) for f in files) - set(report["input_file"])
     if missing:  # ingest guarantees a row per file; a gap here is a bug worth stopping for
         raise RuntimeError(f"{len(missing)} input files are missing from the report, e.g. "
@@ -350,7 +409,7 @@ def score_against_truth(report: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFra
     merged = rep.merge(truth[["path", "kind"]], left_on="source_path", right_on="path",
                        how="left")
     extra = np.where(merged["dataset"] == PYDICOM_SET, "real DICOM (pydicom-data)",
-                     "not a corpus image (truth.csv, sources.json)")
+                     "not a corpus image (truth.csv, sources.json, annotations.csv)")
     merged["kind"] = merged["kind"].fillna(pd.Series(extra, index=merged.index))
     return pd.crosstab(merged["kind"], merged["outcome"])
 

@@ -41,7 +41,7 @@ def fig1_ontology(paper: pd.Series, run: pd.Series, onto, *, run_label: str):
     metas.sort(key=lambda m: (list(REGION_COLOURS).index(onto.path(m)[0]), -paper.get(m, 0)))
     y = np.arange(len(metas))[::-1]
     colours = [REGION_COLOURS[onto.path(m)[0]] for m in metas]
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 0.2 * len(metas) + 1.8), sharey=True,
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 0.2 * len(metas) + 1.8), sharey=True,
                                    gridspec_kw={"width_ratios": [1.2, 1]})
     pv = np.array([paper.get(m, 0) for m in metas], float)
     has = pv > 0  # a log axis cannot show zero: types the paper's tables never name get no bar
@@ -55,7 +55,8 @@ def fig1_ontology(paper: pd.Series, run: pd.Series, onto, *, run_label: str):
     ax1.set_title("This run", fontsize=10)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in REGION_COLOURS.values()]
     ax1.legend(handles, list(REGION_COLOURS), title="clinical region", fontsize=7,
-               title_fontsize=8, loc="lower right")
+               title_fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+               frameon=False)  # outside the axes: it never hides a bar
     fig.suptitle(f"Anatomy ontology: {onto.n_regions} regions, {onto.n_meta} meta-object types, "
                  f"{onto.n_anatomical} anatomical types; images per meta-object type", fontsize=10)
     fig.tight_layout()

@@ -128,6 +128,22 @@ class Hierarchy(nn.Module):
         return self._reduce(torch.sigmoid(z), self.anc_idx, "min")
 
 
+def prior_logits(ancestors) -> torch.Tensor:
+    """Initial bias [N]: logit(1 / n_d) for a class at depth d, n_d = classes at that depth.
+
+    A zero bias starts every class at probability 0.5, while an image has ~4 positives among
+    ~150 classes. Adam moves the one bias of a class by about the learning rate per step, so
+    reaching the prior log-odds (about -4) takes thousands of steps; in the meantime the
+    encoder finds the faster route of a large constant feature direction, and its pooled
+    features collapse (measured: their spread across images fell from 0.60 to 0.006 in 20
+    steps, L_HIE stalled at the label prior, and with it L_MIM in the joint variant). Starting
+    at the prior removes that pull, as RetinaNet's prior-probability bias does (Lin et al.,
+    ICCV 2017, section 4.1)."""
+    depth = torch.as_tensor(np.asarray(ancestors, dtype=bool)).sum(1)
+    n_at = torch.bincount(depth)[depth].double()
+    return torch.log(1.0 / (n_at - 1).clamp_min(1.0)).float()
+
+
 class HierarchicalClassifier(nn.Module):
     """Linear meta-object classifier on the pooled feature, with its hierarchy."""
 
@@ -136,7 +152,8 @@ class HierarchicalClassifier(nn.Module):
         self.hierarchy = Hierarchy(ancestors)
         self.fc = nn.Linear(in_dim, self.hierarchy.n_classes)
         nn.init.trunc_normal_(self.fc.weight, std=0.02)
-        nn.init.zeros_(self.fc.bias)
+        with torch.no_grad():
+            self.fc.bias.copy_(prior_logits(ancestors))
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.fc(pooled)

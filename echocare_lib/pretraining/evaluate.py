@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -22,17 +23,32 @@ from ..models.masking import pixel_mask, random_mask
 from ..ontology import LEVELS
 
 
+#: What a probe reads: the encoder's pooled vector (the classifier's input, the standard linear
+#: probe), or the average-pooled maps of all four stages side by side (what the downstream
+#: decoders read; MIM features are known to probe better below the last layer, BEiT, Bao et
+#: al., ICLR 2022, section 3.3).
+PROBE_FEATURES = ("pooled", "stages")
+
+
 @torch.no_grad()
 def pooled_features(encoder: EchoCareEncoder, images: np.ndarray, batch_size: int = 64,
-                    device: str = "cpu") -> np.ndarray:
-    """uint8 [N, S, S] (or float [N, 1, S, S] in [0, 1]) -> float32 [N, D] pooled features."""
+                    device: str = "cpu", features: str = "pooled") -> np.ndarray:
+    """uint8 [N, S, S] (or float [N, 1, S, S] in [0, 1]) -> float32 [N, D] features:
+    ``"pooled"`` (D = the pooled dimension) or ``"stages"`` (every stage's map averaged over
+    space, concatenated; D = the sum of the stage channels)."""
+    if features not in PROBE_FEATURES:
+        raise ValueError(f"features must be one of {PROBE_FEATURES}, got {features!r}")
     encoder = encoder.to(device).eval()
     out = []
     for i in range(0, len(images), batch_size):
         x = torch.as_tensor(np.asarray(images[i:i + batch_size]))
         x = x.float().div(255.0).unsqueeze(1) if x.dtype == torch.uint8 else x.float()
-        out.append(encoder(x.to(device)).pooled.float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, encoder.pooled_dim), np.float32)
+        enc = encoder(x.to(device))
+        f = enc.pooled if features == "pooled" else torch.cat(
+            [m.mean(dim=(2, 3)) for m in enc.features], 1)
+        out.append(f.float().cpu().numpy())
+    dim = encoder.pooled_dim if features == "pooled" else sum(encoder.stage_channels)
+    return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
 
 
 def probe_classes(onto, labels_train: np.ndarray, labels_test: np.ndarray, level: str,
@@ -52,7 +68,8 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
                  test_y: np.ndarray, classes: list[int], seed: int = 0) -> dict:
     """One-vs-rest logistic regression per class on standardised features.
 
-    Returns macro AUROC and macro average precision over ``classes`` and per-class AUROC."""
+    Returns macro AUROC and macro average precision over ``classes``, per-class AUROC and
+    the test scores [N, C] (``scores``)."""
     scaler = StandardScaler().fit(train_x)
     a, b = scaler.transform(train_x), scaler.transform(test_x)
     scores = np.zeros((len(b), test_y.shape[1]))
@@ -62,7 +79,7 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(a, train_y[:, j])
         scores[:, j] = clf.decision_function(b)
-    return macro_scores(test_y, scores, classes)
+    return {**macro_scores(test_y, scores, classes), "scores": scores}
 
 
 def macro_scores(y: np.ndarray, scores: np.ndarray, classes: list[int]) -> dict:
@@ -75,9 +92,54 @@ def macro_scores(y: np.ndarray, scores: np.ndarray, classes: list[int]) -> dict:
             "per_class_auroc": aucs}
 
 
+def bootstrap_auroc(y: np.ndarray, scores: np.ndarray, classes: list[int], idx: np.ndarray
+                    ) -> np.ndarray:
+    """Macro AUROC over ``classes`` for each bootstrap resample of the test images (rows of
+    ``idx`` [B, N]), vectorised over resamples: AUROC is the Mann-Whitney U statistic over
+    n_pos * n_neg, with average ranks for ties (as ``roc_auc_score``). Classes a resample
+    leaves with one label only are left out of that resample's mean. (scikit-learn scores one
+    sample at a time; the thousand resamples of a confidence interval need this form.)"""
+    out = np.zeros((len(idx), len(classes)))
+    valid = np.zeros_like(out, dtype=bool)
+    for k, j in enumerate(classes):
+        yy = y[idx, j] > 0.5                       # [B, N]
+        r = rankdata(scores[idx, j], axis=1)       # average ranks within each resample
+        n_pos = yy.sum(1)
+        n_neg = yy.shape[1] - n_pos
+        ok = (n_pos > 0) & (n_neg > 0)
+        u = (r * yy).sum(1) - n_pos * (n_pos + 1) / 2.0
+        out[ok, k] = u[ok] / (n_pos[ok] * n_neg[ok])
+        valid[:, k] = ok
+    return np.where(valid, out, 0.0).sum(1) / np.maximum(valid.sum(1), 1)
+
+
+def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n] resamples (with replacement) of n test images."""
+    return np.random.default_rng([seed, 0xB007]).integers(0, n, size=(n_boot, n))
+
+
+def auroc_difference(y: np.ndarray, scores: np.ndarray, base_scores: np.ndarray,
+                     classes: list[int], *, n_boot: int = 1000, seed: int = 0
+                     ) -> tuple[float, float, float]:
+    """Macro AUROC of ``scores`` minus that of ``base_scores`` on the same test images, with
+    a 95% paired bootstrap interval (both scored on every resample)."""
+    idx = bootstrap_indices(len(y), n_boot, seed)
+    return _difference(y, scores, classes, idx, base_scores,
+                       bootstrap_auroc(y, base_scores, classes, idx))
+
+
+def _difference(y, scores, classes, idx, base_scores, base_boot) -> tuple[float, float, float]:
+    diff = bootstrap_auroc(y, scores, classes, idx) - base_boot
+    point = macro_scores(y, scores, classes)["macro_auroc"] - \
+        macro_scores(y, base_scores, classes)["macro_auroc"]
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    return float(point), float(lo), float(hi)
+
+
 def probe_table(encoders: dict[str, EchoCareEncoder], probe_set, onto, *, seed: int = 0,
                 levels=("region", "meta"), device: str = "cpu",
-                classifiers: dict | None = None) -> pd.DataFrame:
+                classifiers: dict | None = None, baseline: str | None = None,
+                n_boot: int = 1000, features: str = "pooled") -> pd.DataFrame:
     """Linear-probe scores of each encoder on a held-out labelled set, one row per
     (encoder, level). ``probe_set`` has ``images`` uint8 [N, S, S] and ``hierarchy`` [N, C];
     the first half trains the probes, the second half tests them.
@@ -85,30 +147,54 @@ def probe_table(encoders: dict[str, EchoCareEncoder], probe_set, onto, *, seed: 
     ``classifiers`` (name -> a pretraining model with the hierarchical classifier) adds rows
     for what the pretraining classifier itself predicts on the same test half (its coherent
     probabilities as scores, nothing fitted): whether the labels it was trained on taught it
-    anything that holds on new images."""
+    anything that holds on new images.
+
+    ``baseline`` (the name of one of ``encoders``, e.g. the random-initialised one) adds, for
+    every row, the macro-AUROC difference to that encoder's linear probe and its 95% paired
+    bootstrap interval over the test images (``vs_baseline``, ``ci95_low``, ``ci95_high``):
+    with a hundred-odd test images a difference of 0.01 can be noise, and the interval says
+    whether it is.
+
+    ``features`` ("pooled" or "stages", see :data:`PROBE_FEATURES`) is what the linear probes
+    read; the classifier rows always score the classifier (on the pooled vector)."""
     n = len(probe_set.images)
     half = n // 2
     y = probe_set.hierarchy
     rows = []
-    feats = {name: pooled_features(enc, probe_set.images, device=device)
+    feats = {name: pooled_features(enc, probe_set.images, device=device, features=features)
              for name, enc in encoders.items()}
     own = {}
     for name, model in (classifiers or {}).items():
         x = torch.as_tensor(np.asarray(probe_set.images[half:])).float().div(255).unsqueeze(1)
         own[name] = hierarchy_probabilities(model.to(device), x.to(device))
+    if baseline is not None and baseline not in feats:
+        raise ValueError(f"baseline {baseline!r} is not one of the encoders {sorted(feats)}")
     for level in levels:
         classes = probe_classes(onto, y[:half], y[half:], level)
+        scored = []
         for name, f in feats.items():
             r = linear_probe(f[:half], y[:half], f[half:], y[half:], classes, seed)
-            rows.append({"encoder": name, "method": "linear probe", "level": level,
-                         "classes": len(classes), "train_images": half,
-                         "test_images": n - half,
-                         "macro_auroc": r["macro_auroc"], "macro_ap": r["macro_ap"]})
+            scored.append(({"encoder": name, "method": f"linear probe ({features})",
+                            "level": level,
+                            "classes": len(classes), "train_images": half,
+                            "test_images": n - half, "macro_auroc": r["macro_auroc"],
+                            "macro_ap": r["macro_ap"]}, r["scores"]))
         for name, p in own.items():
             r = macro_scores(y[half:], p, classes)
-            rows.append({"encoder": name, "method": "its pretraining classifier", "level": level,
-                         "classes": len(classes), "train_images": 0, "test_images": n - half,
-                         "macro_auroc": r["macro_auroc"], "macro_ap": r["macro_ap"]})
+            scored.append(({"encoder": name, "method": "its pretraining classifier",
+                            "level": level, "classes": len(classes), "train_images": 0,
+                            "test_images": n - half, "macro_auroc": r["macro_auroc"],
+                            "macro_ap": r["macro_ap"]}, p))
+        base = next((sc for row, sc in scored if row["encoder"] == baseline
+                     and row["method"].startswith("linear probe")), None)
+        if base is not None:  # the same resamples for every row: the differences are paired
+            idx = bootstrap_indices(n - half, n_boot, seed)
+            base_boot = bootstrap_auroc(y[half:], base, classes, idx)
+        for row, sc in scored:
+            if base is not None:
+                d, lo, hi = _difference(y[half:], sc, classes, idx, base, base_boot)
+                row.update(vs_baseline=d, ci95_low=lo, ci95_high=hi)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -5,6 +5,9 @@ device style, a few organs (drawn from the downstream scene generators), an expo
 (PNG, JPEG, BMP, DICOM, ZIP archive, multi-frame DICOM cine) and the label levels it
 provides. Files are written as raw scanner exports: black surround, burnt-in text, calipers,
 colour tints and varying screen sizes; DICOMs carry (fictional) patient and institution tags.
+Each source also annotates its images (``annotations.csv`` at the root: the visible
+structures per file, at the levels the source labels), as public collections ship
+per-image labels; curation labels images from it, not from the data set's organ list.
 
 So that curation has real work to do, sources also contain what public collections contain:
 exact duplicates (also across sources, as when one collection re-distributes another),
@@ -29,7 +32,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..ontology import load_ontology
+from ..ontology import load_ontology, map_structures
 from .devices import DEVICE_STYLES, apply_tint, device_style
 from .geometry import Display, Probe
 from .overlay import burn_in
@@ -69,6 +72,8 @@ FAMILY_ORGANS = {
 FORMATS = ("png", "jpg", "bmp", "dcm", "zip", "cine")
 DEFECTS = ("exact_dup", "near_dup", "blank", "tiny", "non_us", "corrupt")
 LEVELS = ("region", "meta", "anatomical")
+#: Per-image annotations of the corpus, at its root (see :func:`annotations`).
+ANNOTATIONS = "annotations.csv"
 
 
 @dataclass
@@ -335,23 +340,29 @@ def write_corpus(root: "str | Path", *, n_sources: int, images_per_source: int,
     truth.insert(0, "path", truth["source"] + "/" + truth["file"])
     truth.to_csv(root / "truth.csv", index=False)
     (root / "sources.json").write_text(json.dumps([asdict(s) for s in sources], indent=1))
+    annotations(truth, onto).to_csv(root / ANNOTATIONS, index=False)
     return CorpusReport(root, sources, truth)
 
 
-def map_structures(onto, structures) -> tuple[list[str], list[str]]:
-    """Ontology ids of the visible structures (deduplicated, in order), and the names the
-    ontology does not hold (tissue layers such as fat or fascia; recorded, not dropped
-    silently)."""
-    ids, unmapped = [], []
-    for name in structures:
-        try:
-            node = onto.find(name)
-        except KeyError:
-            unmapped.append(name)
+def annotations(truth: pd.DataFrame, onto) -> pd.DataFrame:
+    """What the sources' annotators wrote per image file: ``path`` and ``structures`` (ontology
+    names, ';'-separated), at the levels each source labels.
+
+    Public collections ship such per-image annotations (masks, class folders, label CSVs);
+    the paper "generated canonical categorical labels for each image" from them. A source that
+    labels only regions names the region, one that labels down to meta-objects names those.
+    Files the source never annotated (blank frames, non-ultrasound images) have no row; the
+    duplicates a source re-distributes carry the annotation of their original."""
+    rows = []
+    for r in truth.itertuples(index=False):
+        ids = [i for i in str(r.ontology_ids or "").split(";") if i and i != "nan"]
+        if not ids:
             continue
-        if node not in ids:
-            ids.append(node)
-    return ids, unmapped
+        deepest = max(LEVELS.index(level) for level in str(r.label_levels).split(";"))
+        names = dict.fromkeys(onto.node(onto.path(i)[min(deepest, len(onto.path(i)) - 1)]).name
+                              for i in ids)
+        rows.append({"path": r.path, "structures": ";".join(names)})
+    return pd.DataFrame(rows, columns=["path", "structures"])
 
 
 def hash_name(name: str) -> int:
