@@ -255,3 +255,27 @@ def test_parallel_generation_is_bit_identical():
         generate("no_such_task", 1, size=64)
     with pytest.raises(ValueError, match="split"):
         generate("breast_birads", 1, size=64, split="holdout")
+
+
+def test_tube_tapers_has_round_ends_and_walls_of_even_thickness():
+    from echocare_lib.sim import Tube
+
+    t = Tube(0.0, 0.0, 40.0, 0.0, 6.0, 2.0)
+    x = np.linspace(-10, 50, 601)[None, :]
+    z = np.linspace(-10, 10, 201)[:, None]
+    rho = t.rho(x, z)
+    # the local radius along the axis: 6 mm at the start, 4 mm halfway, 2 mm at the end
+    for x0, r in ((0.0, 6.0), (20.0, 4.0), (40.0, 2.0)):
+        col = np.argmin(np.abs(x[0] - x0))
+        inside = z[:, 0][rho[:, col] < 1.0]
+        assert inside.max() == pytest.approx(r, abs=0.11)
+    assert t.rho(np.array(46.0), np.array(0.0)) > 1.0  # rounded end: 2 mm past the tip at most
+    assert t.rho(np.array(41.9), np.array(0.0)) < 1.0
+    # |rho - 1| * scale_mm is the true distance to the surface, so a wall drawn at a fixed
+    # distance has the same thickness in mm at the wide and the narrow end
+    for x0, r in ((5.0, 5.5), (35.0, 2.5)):
+        d = (t.rho(np.array(x0), np.array(r + 1.0)) - 1.0) * t.scale_mm
+        assert d == pytest.approx(1.0, abs=1e-9)
+    xmin, xmax, zmin, zmax = t.bbox()
+    assert (xmin, xmax, zmin, zmax) == (-6.0, 46.0, -6.0, 6.0)
+    assert not (rho[:, (x[0] < xmin) | (x[0] > xmax)] < 1).any()

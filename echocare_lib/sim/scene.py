@@ -205,6 +205,41 @@ class Blob(Shape):
 
 
 @dataclass(frozen=True)
+class Tube(Shape):
+    """A straight vessel or duct from (x0, z0) to (x1, z1) whose radius tapers linearly from
+    r0 to r1, with rounded ends.
+
+    rho comes from the true distance to the surface: rho = 1 + (d - r) / scale_mm, with d the
+    distance to the axis segment and r the local radius. Walls (drawn where |rho - 1| *
+    scale_mm is small) then have the same thickness in mm all along the tube; a long thin
+    Ellipse, whose rho scales with its half-axes, draws a wall that thickens towards its tips
+    and a body that narrows to a point, which makes vessels look like spikes."""
+
+    x0: float
+    z0: float
+    x1: float
+    z1: float
+    r0: float
+    r1: float
+
+    @property
+    def scale_mm(self) -> float:  # type: ignore[override]
+        return max((self.r0 + self.r1) / 2, 1e-3)
+
+    def rho(self, x, z):
+        dx, dz = self.x1 - self.x0, self.z1 - self.z0
+        t = np.clip(((x - self.x0) * dx + (z - self.z0) * dz) / max(dx * dx + dz * dz, 1e-12),
+                    0.0, 1.0)
+        d = np.hypot(x - (self.x0 + t * dx), z - (self.z0 + t * dz))
+        return 1.0 + (d - (self.r0 + (self.r1 - self.r0) * t)) / self.scale_mm
+
+    def bbox(self):
+        r = max(self.r0, self.r1)
+        return (min(self.x0, self.x1) - r, max(self.x0, self.x1) + r,
+                min(self.z0, self.z1) - r, max(self.z0, self.z1) + r)
+
+
+@dataclass(frozen=True)
 class Layer(Shape):
     """Tissue between two depths that undulate with x: z_top(x) = top + amp sin(2 pi x / period + phase).
 

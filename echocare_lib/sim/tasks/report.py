@@ -28,7 +28,7 @@ import numpy as np
 
 from ..devices import device_style
 from ..render import acquire, as_image, frame_meta
-from ..scene import TISSUES, Blob, Ellipse, Layer, Scene, Tissue
+from ..scene import TISSUES, Blob, Ellipse, Layer, Scene, Tissue, Tube
 
 ENTITIES = ["liver", "capsule", "echogenicity", "vein", "kidney", "intrahepatic duct",
             "bile duct", "gallbladder", "margin", "pancreas", "pancreatic duct", "lesion",
@@ -203,13 +203,11 @@ def liver_body(sc: Scene, f: dict, tissue: Tissue, rng: np.random.Generator, top
 
 
 def tube(sc: Scene, p0: np.ndarray, p1: np.ndarray, radius: float, tissue: Tissue,
-         label: str | None = None) -> None:
-    """A straight vessel or duct segment from p0 to p1 (mm) as a long thin ellipse."""
-    d = np.asarray(p1, float) - np.asarray(p0, float)
-    c = (np.asarray(p0, float) + np.asarray(p1, float)) / 2
-    ang = float(np.degrees(np.arctan2(d[1], d[0])))
-    sc.add(Ellipse(float(c[0]), float(c[1]), float(np.hypot(*d)) / 2 + radius, radius, ang),
-           tissue, label=label)
+         label: str | None = None, end_radius: float | None = None) -> None:
+    """A straight vessel or duct segment from p0 to p1 (mm), its radius tapering from
+    ``radius`` to ``end_radius`` (default: no taper), with rounded ends."""
+    sc.add(Tube(float(p0[0]), float(p0[1]), float(p1[0]), float(p1[1]), float(radius),
+                float(radius if end_radius is None else end_radius)), tissue, label=label)
 
 
 def portal_branches(sc: Scene, f: dict, rng: np.random.Generator, centre: np.ndarray,
@@ -225,12 +223,13 @@ def portal_branches(sc: Scene, f: dict, rng: np.random.Generator, centre: np.nda
         length = float(rng.uniform(18, 38))
         r = r_main * (0.75 if k == 0 else float(rng.uniform(0.35, 0.55)))
         start = centre + d * (r_main if k else 0)
-        tube(sc, start, start + d * length, r, wall, label="portal vein")
+        tube(sc, start, start + d * length, r, wall, label="portal vein",
+             end_radius=r * float(rng.uniform(0.5, 0.7)))
         if f["ihd_dilated"]:
             perp = np.array([-d[1], d[0]]) * (r + 2.6 + 1.0)
             rd = float(rng.uniform(1.6, 2.8))
             tube(sc, start + perp, start + perp + d * length * 0.9, rd, _BILE,
-                 label="intrahepatic duct")
+                 label="intrahepatic duct", end_radius=rd * 0.7)
 
 
 def hepatic_veins(sc: Scene, rng: np.random.Generator, confluence: np.ndarray,
@@ -240,10 +239,12 @@ def hepatic_veins(sc: Scene, rng: np.random.Generator, confluence: np.ndarray,
                    float(rng.uniform(6, 9)), float(rng.uniform(-15, 15))), _HV,
            label="inferior vena cava")
     for ang in np.sort(rng.uniform(-160, -20, n)):
+        # widest where it drains into the IVC, tapering towards the periphery
         d = np.array([np.cos(np.deg2rad(ang)), np.sin(np.deg2rad(ang))])
         length = float(rng.uniform(40, 75))
-        tube(sc, confluence + d * 6, confluence + d * length, float(rng.uniform(2.5, 5.0)),
-             _HV, label="hepatic vein")
+        r0 = float(rng.uniform(4.5, 7.0))
+        tube(sc, confluence + d * 3, confluence + d * length, r0, _HV, label="hepatic vein",
+             end_radius=r0 * float(rng.uniform(0.4, 0.55)))
 
 
 def focal_lesion(sc: Scene, lesion: dict, centre: np.ndarray, rng: np.random.Generator) -> None:
