@@ -119,6 +119,10 @@ def test_annotation_wins_over_the_manifest_and_unknown_names_are_kept():
                         "ontology_ids": [onto.find("kidney"), onto.find("thyroid")],
                         "unmapped": ["subcutaneous fat", ""]})
     out = pipeline.label(df, manifest, ann).set_index("source_path")
+    stray = pd.concat([ann, pd.DataFrame({"path": ["A/typo.png"], "ontology_ids": ["liver"],
+                                          "unmapped": [""]})])
+    with pytest.warns(UserWarning, match=r"1 of 3 annotation rows name no input file.*typo"):
+        pipeline.label(df, manifest, stray)
     assert out.loc["A/1.png", "ontology_ids"] == onto.find("kidney")
     assert out.loc["A/1.png", "label_source"] == "image annotation"
     assert out.loc["A/1.png", "unmapped_structures"] == "subcutaneous fat"

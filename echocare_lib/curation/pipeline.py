@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,6 +221,11 @@ def label(df: pd.DataFrame, manifest: pd.DataFrame | None,
     if annotations is not None and len(annotations):
         a = annotations.set_index("path")
         hit = df["source_path"].isin(a.index)
+        stray = a.index[~a.index.isin(df["source_path"])]
+        if len(stray):  # a typo in a path must not pass silently
+            warnings.warn(f"{len(stray)} of {len(a)} annotation rows name no input file, e.g. "
+                          f"{list(stray[:3])}: paths are relative to the input root, with "
+                          "'archive.zip!member' for archive members", stacklevel=2)
         df.loc[hit, "ontology_ids"] = df.loc[hit, "source_path"].map(a["ontology_ids"])
         df.loc[hit, "label_source"] = "image annotation"
         df.loc[hit, "unmapped_structures"] = df.loc[hit, "source_path"].map(a["unmapped"])
