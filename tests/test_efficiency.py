@@ -99,6 +99,8 @@ def test_figures_have_a_panel_per_application_and_a_bar_per_variant():
     single = eff.curve_summary(eff.primary_values(_rows(SEG, {"echocare": [0.5, 0.6]},
                                                          fractions=(1.0,)), [SEG]))
     fig3 = eff.plot_label_efficiency(single, [SEG], title="t")
-    line = [a for a in fig3.axes if a.get_visible() and a.lines][0].lines[0]
-    assert list(line.get_xdata()) == [100.0]
+    ax3 = [a for a in fig3.axes if a.get_visible() and a.lines][0]
+    assert list(ax3.lines[0].get_xdata()) == [100.0]
+    assert any("100% of the labels only" in t.get_text() for t in ax3.texts)  # and says why
+    assert not any(a.texts for a in fig.axes)  # curves with several fractions carry no note
     plt.close("all")

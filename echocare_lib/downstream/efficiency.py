@@ -88,6 +88,10 @@ def plot_label_efficiency(summary: pd.DataFrame, tasks: list[Task], *, title: st
         ax.set_xlim(0, 105)
         ax.set_title(f"{PANEL_LETTERS[k]}. {t.title}", fontsize=9, loc="left", wrap=True)
         ax.grid(alpha=0.3)
+        if d.train_fraction.nunique() == 1:  # e.g. the GAN on the cpu profile: say why
+            ax.text(0.03, 0.04, f"run at {100 * d.train_fraction.iloc[0]:.0f}% of the labels "
+                    "only\n(the profile's fractions for this task)", transform=ax.transAxes,
+                    fontsize=7, color="0.3", va="bottom")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
                bbox_to_anchor=(0.5, 0.0))
