@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -95,20 +94,28 @@ def macro_scores(y: np.ndarray, scores: np.ndarray, classes: list[int]) -> dict:
 def bootstrap_auroc(y: np.ndarray, scores: np.ndarray, classes: list[int], idx: np.ndarray
                     ) -> np.ndarray:
     """Macro AUROC over ``classes`` for each bootstrap resample of the test images (rows of
-    ``idx`` [B, N]), vectorised over resamples: AUROC is the Mann-Whitney U statistic over
-    n_pos * n_neg, with average ranks for ties (as ``roc_auc_score``). Classes a resample
-    leaves with one label only are left out of that resample's mean. (scikit-learn scores one
-    sample at a time; the thousand resamples of a confidence interval need this form.)"""
-    out = np.zeros((len(idx), len(classes)))
+    ``idx`` [B, N]), vectorised over resamples. AUROC is the Mann-Whitney statistic: the share
+    of (positive, negative) pairs the scores order correctly, ties counting one half (as
+    ``roc_auc_score``). A resample is a multiplicity per image, so with the images grouped by
+    score once, every resample's statistic is a weighted sum over those groups. Classes a
+    resample leaves with one label only are left out of that resample's mean. (scikit-learn
+    scores one sample at a time; the thousand resamples of a confidence interval need this.)"""
+    n_boot, n = idx.shape[0], len(y)
+    w = np.zeros((n_boot, n))
+    np.add.at(w, (np.arange(n_boot)[:, None], idx), 1.0)    # multiplicity of each image
+    out = np.zeros((n_boot, len(classes)))
     valid = np.zeros_like(out, dtype=bool)
     for k, j in enumerate(classes):
-        yy = y[idx, j] > 0.5                       # [B, N]
-        r = rankdata(scores[idx, j], axis=1)       # average ranks within each resample
-        n_pos = yy.sum(1)
-        n_neg = yy.shape[1] - n_pos
+        pos = y[:, j] > 0.5
+        _, group = np.unique(scores[:, j], return_inverse=True)   # ascending score groups
+        onehot = np.zeros((n, group.max() + 1))
+        onehot[np.arange(n), group.ravel()] = 1.0
+        pw, nw = w[:, pos] @ onehot[pos], w[:, ~pos] @ onehot[~pos]   # [B, groups]
+        below = np.cumsum(nw, axis=1) - nw                              # negatives scored lower
+        n_pos, n_neg = pw.sum(1), nw.sum(1)
         ok = (n_pos > 0) & (n_neg > 0)
-        u = (r * yy).sum(1) - n_pos * (n_pos + 1) / 2.0
-        out[ok, k] = u[ok] / (n_pos[ok] * n_neg[ok])
+        num = (pw * (below + 0.5 * nw)).sum(1)
+        out[ok, k] = num[ok] / (n_pos[ok] * n_neg[ok])
         valid[:, k] = ok
     return np.where(valid, out, 0.0).sum(1) / np.maximum(valid.sum(1), 1)
 
