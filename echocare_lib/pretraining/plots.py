@@ -69,7 +69,10 @@ def hierarchy_panel(items: list[tuple[np.ndarray, list[tuple[str, float]], list[
     n = len(items)
     cols = min(4, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 3.1 * rows), squeeze=False)
+    # constrained layout makes room for the three-line titles (tight_layout let the second
+    # row's titles run over the first row's images)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 3.3 * rows), squeeze=False,
+                             layout="constrained")
     for ax in axes.ravel():
         ax.axis("off")
     for k, (img, path, truth) in enumerate(items):
@@ -81,7 +84,6 @@ def hierarchy_panel(items: list[tuple[np.ndarray, list[tuple[str, float]], list[
                      fontsize=7, loc="left")
     fig.suptitle(title + "\n(+ on the true path, x not; probabilities are coherent: "
                  "each level <= its parent)", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
