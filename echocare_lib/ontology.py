@@ -372,4 +372,3 @@ def map_structures(onto, structures) -> tuple[list[str], list[str]]:
 
 if __name__ == "__main__":
     print(counts_table(load_ontology()))
-

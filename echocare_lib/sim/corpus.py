@@ -72,8 +72,6 @@ FAMILY_ORGANS = {
 FORMATS = ("png", "jpg", "bmp", "dcm", "zip", "cine")
 DEFECTS = ("exact_dup", "near_dup", "blank", "tiny", "non_us", "corrupt")
 LEVELS = ("region", "meta", "anatomical")
-#: Per-image annotations of the corpus, at its root (see :func:`annotations`).
-ANNOTATIONS = "annotations.csv"
 
 
 @dataclass
@@ -340,7 +338,9 @@ def write_corpus(root: "str | Path", *, n_sources: int, images_per_source: int,
     truth.insert(0, "path", truth["source"] + "/" + truth["file"])
     truth.to_csv(root / "truth.csv", index=False)
     (root / "sources.json").write_text(json.dumps([asdict(s) for s in sources], indent=1))
-    annotations(truth, onto).to_csv(root / ANNOTATIONS, index=False)
+    from ..curation.pipeline import ANNOTATIONS_FILE  # the file name curation reads
+
+    annotations(truth, onto).to_csv(root / ANNOTATIONS_FILE, index=False)
     return CorpusReport(root, sources, truth)
 
 
@@ -355,7 +355,7 @@ def annotations(truth: pd.DataFrame, onto) -> pd.DataFrame:
     duplicates a source re-distributes carry the annotation of their original."""
     rows = []
     for r in truth.itertuples(index=False):
-        ids = [i for i in str(r.ontology_ids or "").split(";") if i and i != "nan"]
+        ids = [i for i in r.ontology_ids.split(";") if i]
         if not ids:
             continue
         deepest = max(LEVELS.index(level) for level in str(r.label_levels).split(";"))
