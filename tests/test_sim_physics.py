@@ -5,7 +5,7 @@ import pytest
 
 from echocare_lib.sim import TISSUES, Ellipse, Probe, Processing, Scene, acquire, psf_for, simulate
 from echocare_lib.sim.geometry import BeamGrid
-from echocare_lib.sim.physics import beamform, log_compress
+from echocare_lib.sim.physics import _pads, beamform, log_compress
 from echocare_lib.sim.stats import RAYLEIGH_SNR, envelope_snr, speckle_size
 
 QUIET = Processing(noise_db=-300, tgc_match=0.0)  # no noise, no TGC: pure speckle
@@ -68,6 +68,42 @@ def test_pulse_echo_spectrum_is_a_generalised_normal_window():
     assert 1.05 < psf.axial_speckle_mm / (2.355 * psf.sigma_axial_mm) < 1.12
 
 
+def test_transmit_burst_lowers_and_narrows_the_echo_band():
+    from echocare_lib.sim.physics import excitation_spectrum
+
+    impulse = psf_for(Probe("linear", f0_mhz=7.6, bandwidth=0.77))
+    assert impulse.echo_band_mhz == pytest.approx((7.6 * (1 - 0.385), 7.6 * (1 + 0.385)))
+    assert (impulse.fc_mhz, impulse.echo_bandwidth) == (7.6, 0.77)
+    one = psf_for(Probe("linear", f0_mhz=7.6, bandwidth=0.77, tx_cycles=1))
+    # a one-cycle burst weights low frequencies: centre 7.42 MHz, band 0.723 (the values
+    # pymust's own spectrum functions give for its L11-5v; checked against pymust below)
+    assert one.fc_mhz == pytest.approx(7.423, abs=0.01)
+    assert one.echo_bandwidth == pytest.approx(0.7233, abs=0.003)
+    assert one.axial_speckle_mm > impulse.axial_speckle_mm
+    assert one.sigma_axial_mm > impulse.sigma_axial_mm
+    assert one.sigma_lateral_focus_mm > impulse.sigma_lateral_focus_mm  # lower centre freq.
+    long = psf_for(Probe("linear", f0_mhz=5.0, bandwidth=0.6, tx_cycles=20))
+    assert long.echo_bandwidth < 0.1 and long.fc_mhz == pytest.approx(5.0, rel=0.01)
+    # the burst's spectrum: nil at DC and 2 f0, positive between, for one cycle
+    f = np.linspace(0.0, 2 * 5.0, 201)
+    spec = excitation_spectrum(f, 5.0, 1)
+    assert spec[0] < 1e-12 and spec[-1] < 1e-12 and (spec[1:-1] > 0).all()
+    with pytest.raises(ValueError, match="tx_cycles"):
+        Probe("linear", tx_cycles=0.2)
+
+
+def test_echo_band_matches_pymust_spectrum_functions():
+    pymust = pytest.importorskip("pymust")  # optional: pip install -e .[bench]
+    param = pymust.getparam("L11-5v")
+    f = np.linspace(1e3, 2 * param.fc, 40001)
+    w = 2 * np.pi * f
+    amp = np.abs(param.getPulseSpectrumFunction(None)(w) * param.getProbeFunction()(w) ** 2)
+    band = f[amp >= amp.max() / 2] / 1e6
+    ours = psf_for(Probe("linear", f0_mhz=param.fc / 1e6, bandwidth=param.bandwidth / 100,
+                         tx_cycles=float(param.TXnow)))
+    assert ours.echo_band_mhz == pytest.approx((band[0], band[-1]), abs=0.002)
+
+
 def test_psf_scales_with_wavelength_bandwidth_and_f_number():
     a = psf_for(Probe("linear", f0_mhz=5.0, bandwidth=0.6, f_number=2.0))
     b = psf_for(Probe("linear", f0_mhz=10.0, bandwidth=0.6, f_number=2.0))
@@ -106,6 +142,70 @@ def test_shadowing_behind_calcification_and_enhancement_behind_cyst():
     assert _column_db(frame, -8, 22, 34) < 0.6 * beside  # acoustic shadow
     assert _column_db(frame, 8, 22, 34) > beside + 0.03  # posterior enhancement
     assert _column_db(frame, 8, 10, 14) < 0.3 * beside  # anechoic fluid
+
+
+def _transmission(scene, probe, depth=40.0, n_depth=300):
+    from echocare_lib.sim.physics import _extended_xz, two_way_transmission
+
+    grid = BeamGrid(probe, depth, n_depth, probe.n_lines)
+    pad_z, pad_x = _pads(grid)
+    x, z = _extended_xz(grid, pad_z, pad_x)
+    props = scene.properties(x, z)
+    t = two_way_transmission(props["atten"], props["transmit"], grid, pad_z)
+    return t[pad_z: pad_z + n_depth, pad_x: pad_x + probe.n_lines], grid, props
+
+
+def test_shadows_are_averaged_over_the_beam_and_the_aperture():
+    linear = Probe("linear", f0_mhz=7.5, width_mm=40, n_lines=201, f_number=2.0, focus_mm=25)
+    # nothing varies laterally: exactly the line-by-line two-way attenuation
+    flat, grid, props = _transmission(Scene(background=TISSUES["soft"]), linear)
+    tau = 0.6 * 7.5 * grid.dz / 10 * np.log(10) / 20  # one-way Np per sample
+    ref = np.exp(-2 * tau * (np.arange(grid.n_depth) + _pads(grid)[0] + 1))
+    assert flat[:, 100] == pytest.approx(ref, rel=1e-4)
+    # a 12 mm wide bone at 8 mm: dense shadow whose edge softens with depth
+    rib = Scene(background=TISSUES["soft"].with_(atten=0.0))
+    rib.add(Ellipse(-6, 10, 6, 2), "bone")
+    t, grid, _ = _transmission(rib, linear)
+    x = grid.u
+
+    def edge_width(z_mm):  # lateral distance over which the shadow edge goes 20 % -> 80 %
+        row = t[int(z_mm / grid.dz)]
+        right = x > -6
+        lo = x[right][np.argmax(row[right] > 0.2)]
+        hi = x[right][np.argmax(row[right] > 0.8)]
+        return hi - lo
+
+    assert t[int(16 / grid.dz), np.argmin(np.abs(x + 6))] < 0.05  # dense under the bone
+    assert t[int(16 / grid.dz), np.argmin(np.abs(x - 14))] > 0.99  # untouched far beside
+    assert edge_width(36) > 1.5 * edge_width(16) > 0  # 4.2 vs 2.2 mm
+    # a 1 mm calcification: a dense shadow with the transmit focus at its depth, a faint one
+    # with the focus far below it (the beam is wide there)
+    calc = Scene(background=TISSUES["soft"].with_(atten=0.0))
+    calc.add(Ellipse(0, 10, 0.5, 0.5), "calcification")
+    near, grid, _ = _transmission(calc, linear.__class__(**{**linear.__dict__,
+                                                            "focus_mm": 10.0}))
+    far, _, _ = _transmission(calc, linear.__class__(**{**linear.__dict__, "focus_mm": 35.0}))
+    below = (int(20 / grid.dz), 100)
+    assert near[below] < 0.2 and far[below] > 0.5  # 0.04 vs 0.67
+
+
+def test_reverberations_are_painted_in_the_shadow_not_shadowed():
+    gas = TISSUES["soft"].with_(name="gas", transmit=0.03)
+    echo = TISSUES["soft"].with_(name="reverberation", wall=(3.0, 0.5), reverb=True)
+    probe = Probe("linear", f0_mhz=7.5, width_mm=30, n_lines=128, focus_mm=15)
+    frames = {}
+    for reverb in (True, False):
+        sc = Scene(background=TISSUES["soft"])
+        sc.add(Ellipse(0, 8, 6, 1.5), gas)
+        sc.add(Ellipse(0, 24, 4, 0.6), echo.with_(reverb=reverb))
+        frames[reverb] = simulate(sc, probe, Processing(noise_db=-300), depth_mm=35,
+                                  out_shape=(140, 128), rng=np.random.default_rng(0))
+    assert "reverb" in frames[True].beam.props and "reverb" not in frames[False].beam.props
+    r0, r1 = (int(z / frames[True].grid.dz) for z in (23.5, 24.5))
+    line = frames[True].grid.n_lines // 2
+    shown = frames[True].beam.envelope[r0:r1, line - 3: line + 4].mean()
+    hidden = frames[False].beam.envelope[r0:r1, line - 3: line + 4].mean()
+    assert shown > 30 * hidden  # the shadow (-60 dB two-way) does not dim the reverberation
 
 
 def test_tgc_compensates_attenuation():

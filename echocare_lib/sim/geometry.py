@@ -30,7 +30,11 @@ class Probe:
     """A transducer and its imaging set-up.
 
     f0_mhz:     centre frequency
-    bandwidth:  fractional -6 dB pulse-echo bandwidth (0.4 narrow-band ... 0.9 broadband)
+    bandwidth:  fractional -6 dB pulse-echo bandwidth of the transducer (0.4 narrow-band ...
+                0.9 broadband)
+    tx_cycles:  transmit excitation: 0 = ``bandwidth`` is the whole echo spectrum (an ideal
+                impulse); n > 0 = a windowed sine of n cycles at f0 (SIMUS/MUST's ``TXnow``),
+                whose spectrum multiplies the transducer's (lower, narrower echo band)
     width_mm:   linear aperture footprint (linear probes)
     radius_mm:  radius of curvature of the face (convex probes)
     sector_deg: opening angle of the field of view (convex and phased probes)
@@ -48,6 +52,7 @@ class Probe:
     focus_mm: float = 20.0
     f_number: float = 2.0
     n_lines: int = 192
+    tx_cycles: float = 0.0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -56,6 +61,9 @@ class Probe:
             raise ValueError(f"f0_mhz={self.f0_mhz} is outside 0.5-30 MHz")
         if not (0.1 <= self.bandwidth <= 1.5):
             raise ValueError(f"bandwidth={self.bandwidth} (fractional) is outside 0.1-1.5")
+        if not (self.tx_cycles == 0 or 0.5 <= self.tx_cycles <= 50):
+            raise ValueError(f"tx_cycles={self.tx_cycles} must be 0 (impulse excitation) or "
+                             "0.5-50 cycles")
 
     @property
     def wavelength_mm(self) -> float:

@@ -10,21 +10,28 @@ demodulation:
    the cell's power is modulated by a Poisson count (pre-Rayleigh, K-distributed speckle).
    Tissue texture is a smooth log-normal modulation of echogenicity; organ boundaries and
    vessel walls add coherent (specular) echoes.
-2. **Propagation.** Two-way, frequency-dependent attenuation along each beam line
-   (dB/cm/MHz), and transmission loss below strong reflectors (bone, calcification, gas):
-   acoustic shadows. Fluid attenuates little, so tissue behind a cyst comes out brighter
-   after time-gain compensation: posterior enhancement. Both arise from the physics, not
-   from painted effects.
+2. **Propagation.** Two-way, frequency-dependent attenuation (dB/cm/MHz), and transmission
+   loss below strong reflectors (bone, calcification, gas): acoustic shadows. Fluid
+   attenuates little, so tissue behind a cyst comes out brighter after time-gain
+   compensation: posterior enhancement. Both are averaged over the rays a focused scan uses,
+   the transmit beam converging on its focus and the receive aperture converging on each
+   echo (:func:`two_way_transmission`): shadow edges soften with depth, and an obstacle
+   narrower than the beam casts a partial shadow. Both arise from the physics, not from
+   painted effects; reverberations inside a shadow are painted echoes
+   (``Tissue.reverb``).
 3. **Point-spread function.** Axially, the probe's pulse-echo spectrum: a generalised normal
    window around f0 whose -6 dB width is the fractional bandwidth B, with the exponent
    p = ln 126 / ln(2 / B) that makes it vanish at DC and 2 f0 (the pulse-echo probe response
    of SIMUS/MUST, e.g. ``pymust.Param.getProbeFunction``; p = 2 would be a Gaussian,
-   p ~ 3-6 for B = 0.45-0.85 is flatter-topped). Laterally a Gaussian of FWHM lambda F# at
-   the focus that widens away from it like a Gaussian beam. In baseband the PSF is
+   p ~ 3-6 for B = 0.45-0.85 is flatter-topped), times the spectrum of the transmit burst
+   when the probe says how many cycles it fires (``Probe.tx_cycles``; SIMUS's windowed sine),
+   which lowers and narrows the echo band. Laterally a Gaussian of FWHM lambda F# at
+   the focus (lambda at the echo's centre frequency) that widens away from it like a
+   Gaussian beam. In baseband the PSF is
    separable: the axial spectrum is applied as a filter along depth, the lateral width may
    change with depth (row by row), both in the Fourier domain. ``PSF.sigma_axial_mm`` is the
-   sigma of the Gaussian pulse with the same -6 dB band (sigma_z = c / (4 pi sigma_f),
-   sigma_f = B f0 / 2.355): the scale used to sample the grid.
+   sigma of the Gaussian pulse with the same -6 dB echo band (sigma_z = c / (4 pi sigma_f),
+   sigma_f = B_echo f_c / 2.355): the scale used to sample the grid.
 4. **Receiver.** Electronic noise, time-gain compensation of a nominal tissue attenuation,
    envelope detection (magnitude of IQ), spatial compounding (average of independent
    speckle realisations on premium devices), log compression to the dynamic range, gain.
@@ -94,6 +101,17 @@ def spectrum_exponent(bandwidth: float) -> float:
     return float(np.log(126.0) / np.log(2.0 / bandwidth))
 
 
+def excitation_spectrum(f_mhz: np.ndarray, f0_mhz: float, cycles: float) -> np.ndarray:
+    """Amplitude spectrum of a transmit burst of ``cycles`` cycles of a sine at ``f0_mhz``
+    (a rectangular window of length T = cycles / f0), peak near 1: the Fourier transform of
+    sin(2 pi f0 t) on [0, T] is proportional to sinc(T (f - f0)) - sinc(T (f + f0)), as in
+    SIMUS/MUST (``pymust.Param.getPulseSpectrumFunction``). Non-negative on (0, 2 f0) for
+    one cycle; short bursts weight low frequencies more than high ones."""
+    f = np.asarray(f_mhz, np.float64)
+    return np.abs(np.sinc(cycles * (f - f0_mhz) / f0_mhz) -
+                  np.sinc(cycles * (f + f0_mhz) / f0_mhz))
+
+
 @dataclass(frozen=True)
 class PSF:
     """Pulse-echo PSF. Axial: the amplitude spectrum :meth:`axial_spectrum` (``sigma_axial_mm``
@@ -105,27 +123,72 @@ class PSF:
     focus_mm: float
     f0_mhz: float = 5.0
     bandwidth: float = 0.6
+    tx_cycles: float = 0.0
 
     def sigma_lateral_mm(self, depth: np.ndarray) -> np.ndarray:
         widen = np.sqrt(1.0 + ((depth - self.focus_mm) / self.rayleigh_mm) ** 2)
         return self.sigma_lateral_focus_mm * np.minimum(widen, MAX_WIDENING)
 
     def axial_spectrum(self, df_mhz: np.ndarray) -> np.ndarray:
-        """Amplitude of the pulse-echo spectrum at ``df_mhz`` from f0 (baseband), peak 1."""
+        """Amplitude of the pulse-echo spectrum at ``df_mhz`` from f0 (baseband), peak 1: the
+        transducer's generalised normal window, times the transmit burst's spectrum when
+        ``tx_cycles`` > 0."""
         half_band = self.bandwidth * self.f0_mhz / 2  # -6 dB half-width, MHz
         p = spectrum_exponent(self.bandwidth)
-        return np.exp(-np.log(2) * np.abs(np.asarray(df_mhz) / half_band) ** p)
+        df = np.asarray(df_mhz)
+        amp = np.exp(-np.log(2) * np.abs(df / half_band) ** p)
+        if self.tx_cycles > 0:
+            peak = _echo_band(self.f0_mhz, self.bandwidth, self.tx_cycles)[2]
+            amp = amp * excitation_spectrum(self.f0_mhz + df, self.f0_mhz, self.tx_cycles) / peak
+        return amp
+
+    @property
+    def echo_band_mhz(self) -> tuple[float, float]:
+        """-6 dB band of the echo spectrum (MHz)."""
+        return _echo_band(self.f0_mhz, self.bandwidth, self.tx_cycles)[:2]
+
+    @property
+    def fc_mhz(self) -> float:
+        """Centre frequency of the echo: the middle of its -6 dB band (the IEEE definition);
+        f0 for an impulse excitation."""
+        if self.tx_cycles == 0:
+            return self.f0_mhz
+        lo, hi = self.echo_band_mhz
+        return (lo + hi) / 2
+
+    @property
+    def echo_bandwidth(self) -> float:
+        """Fractional -6 dB bandwidth of the echo; the transducer's for an impulse excitation."""
+        if self.tx_cycles == 0:
+            return self.bandwidth
+        lo, hi = self.echo_band_mhz
+        return (hi - lo) / ((lo + hi) / 2)
 
     @property
     def axial_speckle_mm(self) -> float:
         """Axial speckle size of this PSF: FWHM of the intensity autocovariance of fully
         developed speckle, |FT(power spectrum)|^2 at lag 2 dz / c (Wagner et al. 1983)."""
-        return _axial_speckle_mm(self.f0_mhz, self.bandwidth)
+        return _axial_speckle_mm(self.f0_mhz, self.bandwidth, self.tx_cycles)
 
 
 @lru_cache(maxsize=64)
-def _axial_speckle_mm(f0_mhz: float, bandwidth: float) -> float:
-    psf = PSF(1.0, 1.0, 1.0, 0.0, f0_mhz, bandwidth)
+def _echo_band(f0_mhz: float, bandwidth: float, tx_cycles: float) -> tuple[float, float, float]:
+    """(-6 dB low edge, high edge, peak amplitude) of transducer x burst spectrum; for an
+    impulse excitation the transducer's band f0 (1 -+ B / 2) exactly, peak 1."""
+    if tx_cycles == 0:
+        return f0_mhz * (1 - bandwidth / 2), f0_mhz * (1 + bandwidth / 2), 1.0
+    f = np.linspace(1e-3 * f0_mhz, 2 * f0_mhz, 20001)
+    p = spectrum_exponent(bandwidth)
+    amp = (np.exp(-np.log(2) * np.abs((f - f0_mhz) / (bandwidth * f0_mhz / 2)) ** p) *
+           excitation_spectrum(f, f0_mhz, tx_cycles))
+    peak = float(amp.max())
+    inside = np.nonzero(amp >= peak / 2)[0]
+    return float(f[inside[0]]), float(f[inside[-1]]), peak
+
+
+@lru_cache(maxsize=64)
+def _axial_speckle_mm(f0_mhz: float, bandwidth: float, tx_cycles: float = 0.0) -> float:
+    psf = PSF(1.0, 1.0, 1.0, 0.0, f0_mhz, bandwidth, tx_cycles)
     half_band = bandwidth * f0_mhz / 2
     df = np.linspace(-3 * half_band, 3 * half_band, 2001)
     power = psf.axial_spectrum(df) ** 2
@@ -138,16 +201,22 @@ def _axial_speckle_mm(f0_mhz: float, bandwidth: float) -> float:
 
 
 def psf_for(probe: Probe) -> PSF:
-    """Pulse-echo PSF of a probe (amplitude sigmas, mm; the axial spectrum's parameters)."""
-    sigma_f = probe.bandwidth * probe.f0_mhz / FWHM  # MHz
+    """Pulse-echo PSF of a probe (amplitude sigmas, mm; the axial spectrum's parameters).
+    Both resolutions follow the echo's band: the transducer's, narrowed by the transmit
+    burst when ``probe.tx_cycles`` > 0."""
+    psf0 = PSF(1.0, 1.0, 1.0, 0.0, probe.f0_mhz, probe.bandwidth, probe.tx_cycles)
+    fc = psf0.fc_mhz
+    sigma_f = psf0.echo_bandwidth * fc / FWHM  # MHz
     sigma_t = 1.0 / (2 * np.pi * sigma_f)  # us, envelope of the equivalent Gaussian pulse
     sigma_axial = C_MM_PER_US * sigma_t / 2  # two-way: depth = c t / 2
-    sigma_lat = probe.wavelength_mm * probe.f_number / FWHM
+    wavelength = C_MM_PER_US / fc
+    sigma_lat = wavelength * probe.f_number / FWHM
     # Gaussian beam: Rayleigh range pi w0^2 / lambda with w0 the 1/e^2 intensity radius.
     w0 = 2 * sigma_lat
-    rayleigh = RECEIVE_FOCUS_GAIN * np.pi * w0 ** 2 / probe.wavelength_mm
+    rayleigh = RECEIVE_FOCUS_GAIN * np.pi * w0 ** 2 / wavelength
     return PSF(float(sigma_axial), float(sigma_lat), float(max(rayleigh, 1e-3)),
-               float(probe.focus_mm), float(probe.f0_mhz), float(probe.bandwidth))
+               float(probe.focus_mm), float(probe.f0_mhz), float(probe.bandwidth),
+               float(probe.tx_cycles))
 
 
 #: Zero-padding of the axial convolution, in Gaussian-equivalent sigmas: the flat-topped
@@ -350,6 +419,210 @@ def _stream_key(rng: np.random.Generator) -> tuple | None:
     return (st["state"]["state"], st["state"]["inc"], st["has_uint32"], st["uinteger"])
 
 
+#: Widest receive aperture (mm) a scanner opens: with a constant receive f-number the aperture
+#: grows with depth until it reaches this (typical active apertures: 64-128 elements of a
+#: linear array, the whole footprint of a phased array).
+MAX_APERTURE_MM = 20.0
+#: Attenuation (dB/cm/MHz) above which a tissue is an obstacle (bone, calcification, lung) for
+#: the aperture averaging of :func:`two_way_transmission`; soft tissues are below 2.
+OBSTACLE_ATTEN = 5.0
+#: The aperture averaging's correction is computed on rows this many times coarser (it is
+#: smooth in depth: see :func:`_cone_correction`).
+CONE_DECIMATION = 4
+#: Aperture-averaged shadows are computed in this many depth bands on sector grids (whose line
+#: spacing grows with depth); one band is exact on linear grids.
+SHADOW_BANDS = 4
+
+
+def two_way_transmission(atten: np.ndarray, transmit: np.ndarray, grid: BeamGrid,
+                         pad_z: int) -> np.ndarray:
+    """Two-way amplitude transmission to every sample of the extended beam grid: attenuation
+    (dB/cm/MHz at the echo's centre frequency) and transmission loss at strong reflectors,
+    averaged over the rays of the transmit beam and of the receive aperture.
+
+    A focused scan does not insonify one line, nor listen along one:
+
+    * **transmit**: the pulse leaves an aperture z_f / F# wide and converges on the transmit
+      focus z_f; at depth d' the beam is |z_f - d'| / F# wide (at least lambda F#), whatever
+      the depth of the echo. What happens at d' is averaged over that width.
+    * **receive**: dynamic focusing listens to an echo from depth d with an aperture d / F#
+      wide (up to ``MAX_APERTURE_MM``), so its rays cross depth d' over (d - d') / F#. What
+      happens at d' is averaged over that width, which grows with the echo's depth.
+
+    Averaged (a uniform aperture's rays; here a Gaussian of the same variance, as for an
+    apodised aperture) are the drops of the line-by-line transmission of obstacles
+    (transmission loss at bone, calcification and gas, and attenuation stronger than
+    ``OBSTACLE_ATTEN``), G_eff = 1 - sum of averaged drops, and the optical depth of tissue
+    attenuation (which varies gently). Where nothing varies laterally this is the
+    line-by-line model exactly. Where something does, shadows get edges that soften with
+    distance below the obstacle and fill in behind obstacles narrower than the beam: a small
+    calcification casts a dense shadow only near the transmit focus, where the beam is narrow
+    (why sonographers put the focus at a calcification's depth), a rib casts a dense one
+    anywhere; posterior enhancement behind fluid softens alike. Written by hand: pymust and
+    Field II get this from summing over elements and scatterers.
+    """
+    to_np = psf_for(grid.probe).fc_mhz * (grid.dz / 10.0) * DB_NEPER  # dB/cm/MHz -> Np/sample
+    atten = np.asarray(atten, np.float32)
+    inc = np.empty((2,) + atten.shape, np.float32)  # [obstacle drops, tissue optical depth]
+    np.multiply(atten, np.float32(to_np), out=inc[1])
+    geo = np.minimum.accumulate(np.asarray(transmit, np.float32), axis=0)
+    g = np.empty_like(geo)  # line-by-line obstacle transmission, from the row below the top
+    g[0], g[1:] = 1.0, geo[:-1]
+    strong = atten > OBSTACLE_ATTEN
+    if strong.any():
+        tau_obstacle = np.where(strong, inc[1], np.float32(0.0))
+        inc[1] -= tau_obstacle
+        g *= np.exp(-np.cumsum(tau_obstacle, axis=0))
+    inc[0, 0] = 1.0 - g[0]
+    np.subtract(g[:-1], g[1:], out=inc[0, 1:])
+    line = np.cumsum(inc, axis=1)  # line by line
+    resid = inc - inc.mean(axis=2, keepdims=True)  # what varies across lines
+    tx, rx = line, line
+    if np.abs(resid).max() > 1e-9:
+        tx = line + np.cumsum(_beam_correction(resid, grid, pad_z), axis=1)
+        rx = line + _cone_correction(resid, grid, pad_z)
+    drops = np.clip(1.0 - tx[0], 0.0, 1.0) * np.clip(1.0 - rx[0], 0.0, 1.0)
+    return (drops * np.exp(-(tx[1] + rx[1]))).astype(np.float32)
+
+
+def _beam_correction(resid: np.ndarray, grid: BeamGrid, pad_z: int) -> np.ndarray:
+    """What averaging each row of ``resid`` [maps, depth, line] over the transmit beam's
+    width at that row's depth changes (averaged minus as is; see
+    :func:`two_way_transmission`)."""
+    kern, pad = _beam_kernel(grid, pad_z)
+    nx = resid.shape[2]
+    src = _pad_lines(resid, pad, _padded_width(nx, pad))
+    spread = sfft.irfft(sfft.rfft(src, axis=2, workers=1) * kern[None], n=src.shape[2],
+                        axis=2, workers=1)[:, :, pad: pad + nx]
+    return spread - resid
+
+
+@lru_cache(maxsize=64)
+def _beam_kernel(grid: BeamGrid, pad_z: int) -> tuple[np.ndarray, int]:
+    """Per-row lateral rFFT of the transmit beam's averaging kernel (sampled Gaussian with the
+    variance of a box as wide as the beam), and the lateral padding it needs."""
+    nz, nx = grid.n_depth + 2 * pad_z, grid.n_lines + 2 * _pads(grid)[1]
+    pr = grid.probe
+    depths = np.clip((np.arange(nz) - pad_z) * grid.dz, 0.0, None)
+    f_number = max(pr.f_number, 0.5)
+    width_mm = np.clip(np.abs(pr.focus_mm - depths) / f_number,
+                       C_MM_PER_US / psf_for(pr).fc_mhz * f_number, MAX_APERTURE_MM)
+    sigma = width_mm / np.sqrt(12.0) / pr.line_spacing_mm(depths, grid.n_lines)  # lines
+    pad = int(min(np.ceil(3 * sigma.max()), nx - 1))
+    m = _padded_width(nx, pad)
+    j = np.arange(m)
+    j = np.minimum(j, m - j)
+    kern = np.exp(-0.5 * (j[None, :] / np.maximum(sigma[:, None], 1e-3)) ** 2)
+    kern = sfft.rfft(kern / kern.sum(axis=1, keepdims=True), axis=1, workers=1)
+    kern = kern.astype(np.complex64)
+    kern.setflags(write=False)
+    return kern, pad
+
+
+def clear_transmission(atten: np.ndarray, grid: BeamGrid) -> np.ndarray:
+    """One-way transmission at each depth through the average tissue of that depth, without
+    obstacles: the path of a reverberation (``Tissue.reverb``), which bounces in the tissue
+    above the interface that casts the shadow it is seen in. Shape (depth, 1)."""
+    to_np = psf_for(grid.probe).fc_mhz * (grid.dz / 10.0) * DB_NEPER
+    atten = np.asarray(atten, np.float64)
+    tau = np.where(atten > OBSTACLE_ATTEN, 0.0, atten).mean(axis=1, keepdims=True) * to_np
+    return np.exp(-np.cumsum(tau, axis=0)).astype(np.float32)
+
+
+def _cone_correction(resid: np.ndarray, grid: BeamGrid, pad_z: int) -> np.ndarray:
+    """What averaging over the receive aperture's cone changes in the sum down each line of
+    ``resid`` [maps, depth, line]: sum_{d' <= d} (resid(d', .) * (K_{d - d'} - identity))(u)
+    (see :func:`two_way_transmission`).
+
+    The correction is nil at lag 0 and changes smoothly with depth (the kernel widens
+    linearly with the lag), so it is computed on rows ``CONE_DECIMATION`` times coarser
+    (increments summed in blocks) and interpolated back: the sharp start of a shadow right
+    below an obstacle comes from the exact line-by-line sum, the widening penumbra from the
+    correction (measured on a rib and a calcification: within 0.015 of the full-resolution
+    sum, 1 % at the 99th percentile). Convolution by FFT, causal in depth, with one kernel
+    per depth band (one band on linear grids)."""
+    q = CONE_DECIMATION
+    nm, nz, nx = resid.shape
+    nzc = -(-nz // q)
+    r = np.zeros((nm, nzc * q, nx), np.float32)
+    r[:, :nz] = resid
+    r = r.reshape(nm, nzc, q, nx).sum(axis=2)  # increments add up in depth
+    varies = np.abs(r).max(axis=(0, 2)) > 1e-9
+    bands = [(lo, hi) for lo, hi in _bands(grid.probe.kind, nzc) if varies[lo:hi].any()]
+    depths = np.clip((np.arange(nzc) * q + (q - 1) / 2 - pad_z) * grid.dz, 0.0, None)
+    spacings = tuple(round(float(grid.probe.line_spacing_mm(
+        np.array([depths[(lo + hi - 1) // 2]]), grid.n_lines)[0]), 6) for lo, hi in bands)
+    kern, pad = _cone_kernel(nzc, q * grid.dz, spacings, grid.probe.f_number, nx)
+    # every band's sources at their own rows (the kernel is causal in lag), transformed
+    # together; the bands' convolutions add up before the inverse transforms
+    src = np.zeros((len(bands), nm, nzc, nx), np.float32)
+    for k, (lo, hi) in enumerate(bands):
+        src[k, :, lo:hi] = r[:, lo:hi]
+    src = _pad_lines(src, pad, _padded_width(nx, pad))
+    spec = sfft.fft(sfft.rfft(src, axis=3, workers=1), n=kern.shape[1], axis=2, workers=1)
+    spec = np.einsum("bmzk,bzk->mzk", spec, kern)
+    conv = sfft.ifft(spec, axis=1, workers=1)[:, :nzc]
+    corr = sfft.irfft(conv, n=src.shape[3], axis=2, workers=1)[:, :, pad: pad + nx]
+    return _upsample_depth(corr, q, nz)
+
+
+def _padded_width(nx: int, pad: int) -> int:
+    """Lines after padding ``nx`` by at least ``pad`` on each side: a fast FFT length (the
+    extra lines go on the right), so that no transform has a large prime factor."""
+    return sfft.next_fast_len(nx + 2 * pad, real=True)
+
+
+def _pad_lines(a: np.ndarray, pad: int, width: int) -> np.ndarray:
+    """``a`` padded along its last axis (lines) to ``width``: ``pad`` lines on the left, the
+    rest on the right, mirrored (the tissue goes on beyond the field of view)."""
+    nx = a.shape[-1]
+    right = width - nx - pad
+    mode = "reflect" if max(pad, right) < nx else "edge"
+    return np.pad(a, [(0, 0)] * (a.ndim - 1) + [(pad, right)], mode=mode)
+
+
+def _upsample_depth(a: np.ndarray, q: int, n: int) -> np.ndarray:
+    """Linear interpolation of [maps, rows, cols] along rows, from blocks of q rows (centres
+    at q i + (q - 1) / 2) back to n rows, clamped at the ends."""
+    c = np.clip((np.arange(n) - (q - 1) / 2) / q, 0, a.shape[1] - 1)
+    i0 = np.floor(c).astype(int)
+    i1 = np.minimum(i0 + 1, a.shape[1] - 1)
+    w = (c - i0)[None, :, None]
+    return np.take(a, i0, axis=1) * (1 - w) + np.take(a, i1, axis=1) * w
+
+
+def _bands(kind: str, nz: int) -> list[tuple[int, int]]:
+    """Row ranges [lo, hi) with one kernel each: all rows on a linear grid (line spacing is
+    the same at every depth), ``SHADOW_BANDS`` equal ranges on sector grids."""
+    if kind == "linear":
+        return [(0, nz)]
+    edges = np.linspace(0, nz, SHADOW_BANDS + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+@lru_cache(maxsize=64)
+def _cone_kernel(n: int, dz: float, spacings: tuple[float, ...], f_number: float,
+                 nx: int) -> tuple[np.ndarray, int]:
+    """Spectra (depth-lag FFT x lateral rFFT), one per band, of the aperture-cone kernel minus
+    the identity for ``n`` lags of ``dz`` mm and ``nx`` lines ``spacings[band]`` mm apart, and
+    the lateral padding they need. At lag L the kernel is a sampled Gaussian (in lines) with
+    the variance of a box as wide as the cone, min(L dz / F#, MAX_APERTURE_MM) mm. Sampled in
+    space, not in frequency: no ringing when the width is under a line; lag 0 is the
+    identity."""
+    width_mm = np.minimum(np.arange(n) * dz / max(f_number, 0.5), MAX_APERTURE_MM)
+    sigma = width_mm[None, :] / np.sqrt(12.0) / np.asarray(spacings)[:, None]  # in lines
+    pad = int(min(np.ceil(3 * sigma.max(initial=0.0)), nx - 1))
+    m = _padded_width(nx, pad)
+    j = np.arange(m)
+    j = np.minimum(j, m - j)  # circular distance in lines
+    kern = np.exp(-0.5 * (j / np.maximum(sigma[..., None], 1e-3)) ** 2)
+    kern = sfft.rfft(kern / kern.sum(axis=2, keepdims=True), axis=2, workers=1) - 1.0
+    kern = sfft.fft(kern, n=sfft.next_fast_len(2 * n - 1), axis=1, workers=1)
+    kern = kern.astype(np.complex64)
+    kern.setflags(write=False)
+    return kern, pad
+
+
 def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Generator,
              speckle: np.ndarray | None = None, texture: np.ndarray | None = None,
              props: dict | None = None) -> BeamImage:
@@ -385,16 +658,17 @@ def beamform(scene: Scene, grid: BeamGrid, proc: Processing, rng: np.random.Gene
     field_ = field_ + props["wall"].astype(np.complex64)
     field_[:pad_z] = 0  # nothing scatters above the probe face
 
-    # 2. propagation: two-way attenuation and transmission loss along each beam line
-    dz_cm = grid.dz / 10.0
-    f0 = grid.probe.f0_mhz
-    att_db = np.cumsum(props["atten"], axis=0) * (2 * f0 * dz_cm)
-    transmit = np.minimum.accumulate(props["transmit"], axis=0)
-    transmit = np.vstack([np.ones((1, shape[1]), np.float32), transmit[:-1]])
+    # 2. propagation: attenuation and transmission loss, averaged over each echo's aperture
+    f0 = psf_for(grid.probe).fc_mhz  # the echo's centre frequency (f0 unless a burst is set)
+    if "_two_way" not in props:  # compounding re-enters with the same maps
+        props["_two_way"] = two_way_transmission(props["atten"], props["transmit"], grid,
+                                                 pad_z)
     depth = np.clip((np.arange(shape[0]) - pad_z) * grid.dz, 0, None)[:, None]
     gain_tgc = np.minimum(proc.nominal_atten * proc.tgc_match * 2 * f0 * depth / 10.0,
                           proc.max_tgc_db)  # dB
-    field_ = field_ * (np.exp(-DB_NEPER * att_db) * transmit ** 2).astype(np.float32)
+    field_ = field_ * props["_two_way"]
+    if "reverb" in props:  # reverberations: in the shadow, not shadowed
+        field_ = field_ + props["reverb"] * np.square(clear_transmission(props["atten"], grid))
 
     # electronic noise enters at the receiver, before TGC
     noise = complex_gaussian(shape, rng) * np.float32(10 ** (proc.noise_db / 20))

@@ -34,6 +34,9 @@ class Tissue:
               fewer gives darker, grainier pre-Rayleigh speckle
     texture:  (contrast, scale_mm) of a multiplicative low-frequency echogenicity modulation
     wall:     (amplitude, thickness_mm) of a specular echo at the object's boundary
+    reverb:   the wall echo is a reverberation (sound bouncing between the probe and a gas or
+              bone interface above, shown at a multiple of that depth): it is painted where it
+              appears and is not shadowed by that interface, whose shadow it lies in
     """
 
     name: str
@@ -43,6 +46,7 @@ class Tissue:
     density: float = 50.0
     texture: tuple[float, float] = (0.0, 2.0)
     wall: tuple[float, float] = (0.0, 0.0)
+    reverb: bool = False
 
     def with_(self, **kw) -> "Tissue":
         return replace(self, **kw)
@@ -349,7 +353,8 @@ class Scene:
         return names
 
     def properties(self, x: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
-        """Acoustic maps on the points (x, z): echo, atten, density, transmit, wall, texture.
+        """Acoustic maps on the points (x, z): echo, atten, density, transmit, wall, texture,
+        and ``reverb`` (reverberation echoes) when a tissue has them.
 
         Objects are painted in order into a map of which object is on top at each point;
         the tissue maps are then looked up from it in one go. Boundary echoes and halos are
@@ -357,6 +362,7 @@ class Scene:
         win = _windows(x, z)
         top = np.zeros(win.shape, np.uint8 if len(self.objects) < 255 else np.uint16)
         wall = np.zeros(win.shape, np.float32)
+        reverb = None  # reverberation echoes (Tissue.reverb), made on the first one
         halo = None  # multiplicative echo factor of halos, made on the first one
         walls = False  # any boundary echo painted so far (to be hidden under later objects)
         for k, obj in enumerate(self.objects, 1):
@@ -379,6 +385,8 @@ class Scene:
                 top[box][inside] = k
                 if walls:
                     wall[box][inside] = 0.0  # an object on top hides the echoes beneath it
+                if reverb is not None:
+                    reverb[box][inside] = 0.0
                 if halo is not None:
                     halo[box][inside] = 1.0
             if not (has_wall or has_halo):
@@ -386,8 +394,11 @@ class Scene:
             dist = np.abs(rho - 1.0) * shape.scale_mm
             if has_wall:
                 w = (np.exp(-0.5 * (dist / (thick / 2)) ** 2) * amp).astype(np.float32)
-                np.maximum(wall[box], w, out=wall[box], where=True if sel is None else sel)
-                walls = True
+                if t.reverb and reverb is None:
+                    reverb = np.zeros(win.shape, np.float32)
+                into = reverb if t.reverb else wall
+                np.maximum(into[box], w, out=into[box], where=True if sel is None else sel)
+                walls = walls or not t.reverb
             if has_halo:
                 ring = (rho >= 1.0) & (dist < h_width)
                 if sel is not None:
@@ -405,7 +416,7 @@ class Scene:
         echo = lookup([t.echo for t in tissues])
         if halo is not None:
             echo = echo * halo.reshape(win.points_shape)
-        return {
+        maps = {
             "echo": echo,
             "atten": lookup([t.atten for t in tissues]),
             "density": lookup([t.density for t in tissues]),
@@ -415,6 +426,9 @@ class Scene:
             "tex_contrast": lookup([t.texture[0] for t in tissues]),
             "tex_scale": lookup([t.texture[1] for t in tissues]),
         }
+        if reverb is not None:
+            maps["reverb"] = reverb.reshape(win.points_shape)
+        return maps
 
     def label_map(self, x: np.ndarray, z: np.ndarray, names: list[str] | None = None) -> np.ndarray:
         """Integer map: 0 background, k for the k-th name in ``names`` (default: all labels

@@ -46,7 +46,7 @@ PYRAMID = TISSUES["kidney_cortex"].with_(name="pyramid", echo=0.3, texture=(0.1,
 PORTAL = TISSUES["blood"].with_(wall=(1.6, 0.7))  # portal triads: echogenic walls
 HEPATIC = TISSUES["blood"].with_(wall=(0.3, 0.3))
 BOWEL = TISSUES["soft"].with_(name="bowel", echo=0.9, texture=(0.6, 2.0), density=25)
-GAS = Tissue("gas", echo=0.6, atten=0.6, transmit=0.3, density=6, wall=(4.0, 1.2))
+GAS = Tissue("gas", echo=0.6, atten=0.6, transmit=0.03, density=6, wall=(4.0, 1.2))  # see AIR
 FLUID = TISSUES["fluid"].with_(wall=(1.2, 0.8))
 #: Urine in a full bladder. Its attenuation is set above water's (~0) to stand in for the
 #: far-gain reduction every sonographer applies behind a full bladder; with 0 the posterior
@@ -122,9 +122,10 @@ def add_vessel_tube(sc: Scene, rng, x, z, length, width, angle, tissue: Tissue,
 
 
 def add_gas(sc: Scene, rng, x: float, z: float, r: float, label: str = "bowel") -> None:
-    """A bowel loop with gas: echogenic wall, bright gas interface, dirty shadow."""
+    """A bowel loop with gas: echogenic wall, bright gas interface, and the gas's shadow, which
+    the physics casts along the beams (aperture-averaged: ``physics.two_way_transmission``)."""
     sc.add(ell(x, z, r * 1.4, r * 1.1, rng.uniform(-30, 30)), BOWEL, label)
-    sc.add(Local(AirColumn(x, z + r * 0.4, r * 0.8, 0.85), 1.0), GAS, label)
+    sc.add(Local(AirColumn(x, z + r * 0.4, r * 0.8, 0.85, depth=r * 0.8), 1.0), GAS, label)
 
 
 def add_ribs(sc: Scene, rng, wall: float, n: int, radius: float = PROBE_RADIUS) -> None:

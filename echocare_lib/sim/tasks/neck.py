@@ -32,8 +32,11 @@ from ..scene import (TISSUES, Blob, Ellipse, Float32Rho, Layer, Scene, Shape, Ti
                      _rotate, box_window, row_and_column)
 
 # --------------------------------------------------------------------------- tissues
-AIR = Tissue("air", echo=0.4, atten=0.6, transmit=0.3, density=8, wall=(5.0, 0.7))
-REVERB = AIR.with_(name="reverberation")
+# Gas reflects nearly all the sound (tissue/gas amplitude reflection coefficient ~0.999): the
+# shadow behind it is made by the physics (aperture-averaged, so its edges soften with depth);
+# what shows inside it are reverberations of the interface, painted as unshadowed echoes.
+AIR = Tissue("air", echo=0.4, atten=0.6, transmit=0.03, density=8, wall=(5.0, 0.7))
+REVERB = AIR.with_(name="reverberation", transmit=1.0, reverb=True)
 CARTILAGE = Tissue("cartilage", 0.25, 0.6, texture=(0.15, 1.0))
 LUMEN = TISSUES["blood"].with_(wall=(0.8, 0.25))  # arterial lumen; intima echo at its edge
 ADVENTITIA = TISSUES["vessel_wall"].with_(echo=1.3, wall=(0.9, 0.3))
@@ -126,30 +129,36 @@ class Local(Shape):
 
 @dataclass(frozen=True)
 class AirColumn(Shape):
-    """Gas behind a curved wall (trachea, bowel): inside = everything below the upper arc of
-    a circle (centre cx, cz, radius r), within ``frac`` of its width. Only the arc carries a
-    wall echo (the sides and bottom are never seen through gas), and the column below is
-    the acoustic shadow. Shift ``cz`` down to draw a reverberation of the arc."""
+    """Gas behind a curved wall (trachea, bowel): inside = the band from the upper arc of a
+    circle (centre cx, cz, radius r), within ``frac`` of its width, down to ``depth`` mm below
+    the arc (``inf``: everything below it). Only the arc carries a wall echo (the sides and
+    bottom are never seen through gas). The tissue below a finite band is drawn by the objects
+    there and shadowed by the gas's transmission loss (``physics.two_way_transmission``: soft
+    edges that widen with depth); an infinite band paints the shadow itself (a dirty shadow of
+    reverberation clutter). Shift ``cz`` down and give a thin ``depth`` to draw a
+    reverberation of the arc."""
 
     cx: float
     cz: float
     r: float
     frac: float = 0.8
+    depth: float = np.inf
 
     @property
     def scale_mm(self) -> float:  # type: ignore[override]
         return self.r
 
     def bbox(self):
-        return self.cx - self.r, self.cx + self.r, self.cz - self.r, np.inf
+        return self.cx - self.r, self.cx + self.r, self.cz - self.r, self.cz + self.depth
 
     def rho(self, x, z):
         u = np.abs(np.asarray(x, np.float32) - self.cx)
         half = self.frac * self.r
         top = self.cz - np.sqrt(np.clip(self.r ** 2 - np.minimum(u, half) ** 2, 0, None))
         rho = 1.0 - (z - top) / self.r
-        # outside the column: far from 1 so the sides carry no wall echo
-        return np.where(u < half, np.clip(rho, 0.0, None), FAR).astype(np.float32)
+        # outside the band: far from 1 so the sides and the bottom carry no wall echo
+        outside = (u >= half) | (z > top + self.depth)
+        return np.where(outside, FAR, np.clip(rho, 0.0, None)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -534,10 +543,10 @@ def _paint_thyroid(a: dict, s: float = 0.0) -> Scene:
         paint_nodule(sc, dict(g, cx=lobe["x"] + dx + g["off"][0], cz=lobe["z"] + g["off"][1]), s)
     # trachea: hypoechoic cartilage ring, bright air interface, reverberations in the shadow
     sc.add(ell(xt, zt, r_t + 1.5, r_t + 1.3), CARTILAGE, "trachea")
-    sc.add(Local(AirColumn(xt, zt, r_t, 0.8), 1.0), AIR, "trachea")
+    sc.add(Local(AirColumn(xt, zt, r_t, 0.8, depth=r_t), 1.0), AIR, "trachea")
     wall_depth = zt - r_t
-    for k in (1, 2):
-        sc.add(Local(AirColumn(xt, zt + k * wall_depth, r_t, 0.8), 1.0),
+    for k in (1, 2):  # reverberations of the air interface: echoes, no further shadow
+        sc.add(Local(AirColumn(xt, zt + k * wall_depth, r_t, 0.8, depth=0.8), 1.0),
                REVERB.with_(wall=(6.0 / k, 0.6)), "trachea")
     for lobe in a["lobes"]:
         med = lobe["med"]
