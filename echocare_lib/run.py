@@ -108,8 +108,8 @@ def stages(notebooks: list[Path]) -> list[list[Path]]:
 #: Wall seconds of each notebook in a cold `cpu` run with ``--jobs 2`` on 2 cores (2026-11-29);
 #: the order a stage starts its notebooks in (longest first) when this build folder has no
 #: earlier run summary to go by
-TYPICAL_SECONDS = {"00": 40, "01": 89, "02": 316, "03": 131, "04": 407, "05": 144, "06": 173,
-                   "07": 80, "08": 383, "09": 696, "10": 334, "11": 25}
+TYPICAL_SECONDS = {"00": 38, "01": 79, "02": 312, "03": 133, "04": 429, "05": 152, "06": 171,
+                   "07": 78, "08": 361, "09": 684, "10": 335, "11": 23}
 
 
 def _expected_seconds(run_dir: Path, notebooks: list[Path]) -> dict[str, float]:

@@ -104,3 +104,11 @@ def test_figures_have_a_panel_per_application_and_a_bar_per_variant():
     assert any("100% of the labels only" in t.get_text() for t in ax3.texts)  # and says why
     assert not any(a.texts for a in fig.axes)  # curves with several fractions carry no note
     plt.close("all")
+
+
+def test_retention_is_below_100_when_fewer_labels_do_worse_whatever_the_direction():
+    assert eff.retention(SEG, 40.0, 80.0) == pytest.approx(50.0)  # DSC halved
+    assert eff.retention(LMK, 12.0, 6.0) == pytest.approx(50.0)  # MRE doubled
+    assert eff.retention(LMK, 5.0, 6.0) > 100  # fewer labels, smaller error: better
+    assert np.isnan(eff.retention(SEG, float("nan"), 80.0))
+    assert np.isnan(eff.retention(LMK, 0.0, 6.0))

@@ -181,6 +181,16 @@ def matching_fraction(summary: pd.DataFrame, tasks: list[Task], model: str = "ec
     return pd.DataFrame(out)
 
 
+def retention(task: Task, low: float, full: float) -> float:
+    """Share (%) of its full-label primary metric a model keeps with fewer labels, 100 = no
+    loss and below 100 always worse: low / full for a higher-is-better metric, full / low for
+    an error (MRE, MAE), so that shares of different applications can be compared (a median
+    of raw ratios would count a doubled error as a gain)."""
+    if not (np.isfinite(low) and np.isfinite(full)) or low <= 0 or full <= 0:
+        return float("nan")
+    return float(100 * (low / full if task.better(task.primary) else full / low))
+
+
 def verdict_rows(prim: pd.DataFrame, tasks: list[Task], model: str = "echocare",
                  fraction: float = 1.0, alpha: float = 0.05) -> pd.DataFrame:
     """One row per application: ``model`` against the best other encoder on the primary
