@@ -101,6 +101,13 @@ def spectrum_exponent(bandwidth: float) -> float:
     return float(np.log(126.0) / np.log(2.0 / bandwidth))
 
 
+def _transducer_spectrum(df_mhz: np.ndarray, f0_mhz: float, bandwidth: float) -> np.ndarray:
+    """The probe's pulse-echo amplitude response at ``df_mhz`` from f0, peak 1: the
+    generalised normal window of -6 dB width ``bandwidth`` x f0 (see :func:`spectrum_exponent`)."""
+    half_band = bandwidth * f0_mhz / 2  # -6 dB half-width, MHz
+    return np.exp(-np.log(2) * np.abs(df_mhz / half_band) ** spectrum_exponent(bandwidth))
+
+
 def excitation_spectrum(f_mhz: np.ndarray, f0_mhz: float, cycles: float) -> np.ndarray:
     """Amplitude spectrum of a transmit burst of ``cycles`` cycles of a sine at ``f0_mhz``
     (a rectangular window of length T = cycles / f0), peak near 1: the Fourier transform of
@@ -133,10 +140,8 @@ class PSF:
         """Amplitude of the pulse-echo spectrum at ``df_mhz`` from f0 (baseband), peak 1: the
         transducer's generalised normal window, times the transmit burst's spectrum when
         ``tx_cycles`` > 0."""
-        half_band = self.bandwidth * self.f0_mhz / 2  # -6 dB half-width, MHz
-        p = spectrum_exponent(self.bandwidth)
         df = np.asarray(df_mhz)
-        amp = np.exp(-np.log(2) * np.abs(df / half_band) ** p)
+        amp = _transducer_spectrum(df, self.f0_mhz, self.bandwidth)
         if self.tx_cycles > 0:
             peak = _echo_band(self.f0_mhz, self.bandwidth, self.tx_cycles)[2]
             amp = amp * excitation_spectrum(self.f0_mhz + df, self.f0_mhz, self.tx_cycles) / peak
@@ -178,8 +183,7 @@ def _echo_band(f0_mhz: float, bandwidth: float, tx_cycles: float) -> tuple[float
     if tx_cycles == 0:
         return f0_mhz * (1 - bandwidth / 2), f0_mhz * (1 + bandwidth / 2), 1.0
     f = np.linspace(1e-3 * f0_mhz, 2 * f0_mhz, 20001)
-    p = spectrum_exponent(bandwidth)
-    amp = (np.exp(-np.log(2) * np.abs((f - f0_mhz) / (bandwidth * f0_mhz / 2)) ** p) *
+    amp = (_transducer_spectrum(f - f0_mhz, f0_mhz, bandwidth) *
            excitation_spectrum(f, f0_mhz, tx_cycles))
     peak = float(amp.max())
     inside = np.nonzero(amp >= peak / 2)[0]
@@ -461,17 +465,12 @@ def two_way_transmission(atten: np.ndarray, transmit: np.ndarray, grid: BeamGrid
     anywhere; posterior enhancement behind fluid softens alike. Written by hand: pymust and
     Field II get this from summing over elements and scatterers.
     """
-    to_np = psf_for(grid.probe).fc_mhz * (grid.dz / 10.0) * DB_NEPER  # dB/cm/MHz -> Np/sample
-    atten = np.asarray(atten, np.float32)
-    inc = np.empty((2,) + atten.shape, np.float32)  # [obstacle drops, tissue optical depth]
-    np.multiply(atten, np.float32(to_np), out=inc[1])
+    inc = np.empty((2,) + np.shape(atten), np.float32)  # [obstacle drops, tissue optical depth]
+    inc[1], tau_obstacle = _optical_depth(atten, grid)
     geo = np.minimum.accumulate(np.asarray(transmit, np.float32), axis=0)
     g = np.empty_like(geo)  # line-by-line obstacle transmission, from the row below the top
     g[0], g[1:] = 1.0, geo[:-1]
-    strong = atten > OBSTACLE_ATTEN
-    if strong.any():
-        tau_obstacle = np.where(strong, inc[1], np.float32(0.0))
-        inc[1] -= tau_obstacle
+    if tau_obstacle is not None:
         g *= np.exp(-np.cumsum(tau_obstacle, axis=0))
     inc[0, 0] = 1.0 - g[0]
     np.subtract(g[:-1], g[1:], out=inc[0, 1:])
@@ -483,6 +482,23 @@ def two_way_transmission(atten: np.ndarray, transmit: np.ndarray, grid: BeamGrid
         rx = line + _cone_correction(resid, grid, pad_z)
     drops = np.clip(1.0 - tx[0], 0.0, 1.0) * np.clip(1.0 - rx[0], 0.0, 1.0)
     return (drops * np.exp(-(tx[1] + rx[1]))).astype(np.float32)
+
+
+def _neper(grid: BeamGrid) -> float:
+    """One-way nepers per sample per dB/cm/MHz at the echo's centre frequency."""
+    return psf_for(grid.probe).fc_mhz * (grid.dz / 10.0) * DB_NEPER
+
+
+def _optical_depth(atten: np.ndarray, grid: BeamGrid) -> tuple[np.ndarray, np.ndarray | None]:
+    """One-way optical depth (nepers) per sample at the echo's centre frequency, split into
+    tissue and obstacles (attenuation above ``OBSTACLE_ATTEN``; None when there are none)."""
+    atten = np.asarray(atten, np.float32)
+    tau = atten * np.float32(_neper(grid))
+    strong = atten > OBSTACLE_ATTEN
+    if not strong.any():
+        return tau, None
+    tau_obstacle = np.where(strong, tau, np.float32(0.0))
+    return tau - tau_obstacle, tau_obstacle
 
 
 def _beam_correction(resid: np.ndarray, grid: BeamGrid, pad_z: int) -> np.ndarray:
@@ -509,12 +525,7 @@ def _beam_kernel(grid: BeamGrid, pad_z: int) -> tuple[np.ndarray, int]:
                        C_MM_PER_US / psf_for(pr).fc_mhz * f_number, MAX_APERTURE_MM)
     sigma = width_mm / np.sqrt(12.0) / pr.line_spacing_mm(depths, grid.n_lines)  # lines
     pad = int(min(np.ceil(3 * sigma.max()), nx - 1))
-    m = _padded_width(nx, pad)
-    j = np.arange(m)
-    j = np.minimum(j, m - j)
-    kern = np.exp(-0.5 * (j[None, :] / np.maximum(sigma[:, None], 1e-3)) ** 2)
-    kern = sfft.rfft(kern / kern.sum(axis=1, keepdims=True), axis=1, workers=1)
-    kern = kern.astype(np.complex64)
+    kern = _gaussian_spectra(sigma, _padded_width(nx, pad)).astype(np.complex64)
     kern.setflags(write=False)
     return kern, pad
 
@@ -523,9 +534,8 @@ def clear_transmission(atten: np.ndarray, grid: BeamGrid) -> np.ndarray:
     """One-way transmission at each depth through the average tissue of that depth, without
     obstacles: the path of a reverberation (``Tissue.reverb``), which bounces in the tissue
     above the interface that casts the shadow it is seen in. Shape (depth, 1)."""
-    to_np = psf_for(grid.probe).fc_mhz * (grid.dz / 10.0) * DB_NEPER
     atten = np.asarray(atten, np.float64)
-    tau = np.where(atten > OBSTACLE_ATTEN, 0.0, atten).mean(axis=1, keepdims=True) * to_np
+    tau = np.where(atten > OBSTACLE_ATTEN, 0.0, atten).mean(axis=1, keepdims=True) * _neper(grid)
     return np.exp(-np.cumsum(tau, axis=0)).astype(np.float32)
 
 
@@ -564,6 +574,16 @@ def _cone_correction(resid: np.ndarray, grid: BeamGrid, pad_z: int) -> np.ndarra
     conv = sfft.ifft(spec, axis=1, workers=1)[:, :nzc]
     corr = sfft.irfft(conv, n=src.shape[3], axis=2, workers=1)[:, :, pad: pad + nx]
     return _upsample_depth(corr, q, nz)
+
+
+def _gaussian_spectra(sigma: np.ndarray, m: int) -> np.ndarray:
+    """Lateral rFFTs of unit-sum Gaussians of ``sigma`` lines (any shape) sampled on a circle
+    of ``m`` lines. Sampled in space, not in frequency: no ringing when sigma is under a line;
+    sigma 0 is the identity."""
+    j = np.arange(m)
+    j = np.minimum(j, m - j)  # circular distance in lines
+    kern = np.exp(-0.5 * (j / np.maximum(np.asarray(sigma)[..., None], 1e-3)) ** 2)
+    return sfft.rfft(kern / kern.sum(axis=-1, keepdims=True), axis=-1, workers=1)
 
 
 def _padded_width(nx: int, pad: int) -> int:
@@ -612,11 +632,7 @@ def _cone_kernel(n: int, dz: float, spacings: tuple[float, ...], f_number: float
     width_mm = np.minimum(np.arange(n) * dz / max(f_number, 0.5), MAX_APERTURE_MM)
     sigma = width_mm[None, :] / np.sqrt(12.0) / np.asarray(spacings)[:, None]  # in lines
     pad = int(min(np.ceil(3 * sigma.max(initial=0.0)), nx - 1))
-    m = _padded_width(nx, pad)
-    j = np.arange(m)
-    j = np.minimum(j, m - j)  # circular distance in lines
-    kern = np.exp(-0.5 * (j / np.maximum(sigma[..., None], 1e-3)) ** 2)
-    kern = sfft.rfft(kern / kern.sum(axis=2, keepdims=True), axis=2, workers=1) - 1.0
+    kern = _gaussian_spectra(sigma, _padded_width(nx, pad)) - 1.0
     kern = sfft.fft(kern, n=sfft.next_fast_len(2 * n - 1), axis=1, workers=1)
     kern = kern.astype(np.complex64)
     kern.setflags(write=False)
