@@ -1,5 +1,7 @@
 """The simulator's physics against theory: Rayleigh speckle, PSF-sized speckle, attenuation,
 shadowing, enhancement, geometry, determinism."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -182,9 +184,8 @@ def test_shadows_are_averaged_over_the_beam_and_the_aperture():
     # with the focus far below it (the beam is wide there)
     calc = Scene(background=TISSUES["soft"].with_(atten=0.0))
     calc.add(Ellipse(0, 10, 0.5, 0.5), "calcification")
-    near, grid, _ = _transmission(calc, linear.__class__(**{**linear.__dict__,
-                                                            "focus_mm": 10.0}))
-    far, _, _ = _transmission(calc, linear.__class__(**{**linear.__dict__, "focus_mm": 35.0}))
+    near, grid, _ = _transmission(calc, replace(linear, focus_mm=10.0))
+    far, _, _ = _transmission(calc, replace(linear, focus_mm=35.0))
     below = (int(20 / grid.dz), 100)
     assert near[below] < 0.2 and far[below] > 0.5  # 0.04 vs 0.67
 
